@@ -1,0 +1,49 @@
+"""kafka-task-framework: distributed tasks on Apache Kafka.
+
+Tasks are Avro records on partitioned topics; workers are consumer-group members
+that run ``@handler`` coroutines in a bounded asyncio pool.
+"""
+
+from framework.config import Settings
+from framework.errors import (
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    FrameworkError,
+    HandlerLoadError,
+    KafkaError,
+    Reject,
+    Retry,
+    SchemaError,
+    TaskCancelled,
+    TaskExpired,
+    TaskTimeout,
+)
+from framework.registry import HandlerSpec, handler, load_handlers
+from framework.routing.policy import RetryPolicy
+from framework.runtime.context import TaskContext
+from framework.runtime.worker import Worker
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "EncodeError",
+    "FrameworkError",
+    "HandlerLoadError",
+    "HandlerSpec",
+    "KafkaError",
+    "Reject",
+    "Retry",
+    "RetryPolicy",
+    "SchemaError",
+    "Settings",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskExpired",
+    "TaskTimeout",
+    "Worker",
+    "handler",
+    "load_handlers",
+]
+
+__version__ = "0.1.0"

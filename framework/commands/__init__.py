@@ -1,0 +1,1 @@
+"""Subcommands of ``ktf``: one module each, with ``register(subparsers)``."""

@@ -1,0 +1,121 @@
+"""``ktf dev kafka up|down|status``: a local Apache Kafka for development and tests."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from framework.devkafka import ClusterSpec, ClusterStatus, down, status, up
+from framework.devkafka.cluster import DEFAULT_DOWN_TIMEOUT, DEFAULT_UP_TIMEOUT
+from framework.devkafka.spec import DEFAULT_BASE_PORT, DEFAULT_HEAP, DEFAULT_KAFKA_VERSION
+
+
+def register(subparsers: Any) -> None:
+    """Add ``dev kafka {up,down,status}`` to the ``ktf`` parser."""
+    dev = subparsers.add_parser("dev", help="development helpers (a local Kafka)")
+    dev_sub = dev.add_subparsers(dest="dev_command", metavar="TOOL")
+    dev_sub.required = True
+    kafka = dev_sub.add_parser(
+        "kafka",
+        help="run a local Apache Kafka (KRaft) from Maven Central jars",
+        description="Run a local Apache Kafka (KRaft, no Docker). See docs/dev-kafka.md.",
+    )
+    actions = kafka.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for name, help_text in (
+        ("up", "start the cluster (no-op if it already runs) and wait until it serves"),
+        ("down", "stop the cluster (SIGTERM, then SIGKILL after --timeout)"),
+        ("status", "show nodes, pids, addresses and logs; exit 0 if all nodes are up, else 1"),
+    ):
+        p = actions.add_parser(name, help=help_text, description=help_text)
+        _add_spec_args(p)
+        if name in ("up", "down"):
+            default = DEFAULT_UP_TIMEOUT if name == "up" else DEFAULT_DOWN_TIMEOUT
+            p.add_argument(
+                "--timeout",
+                type=float,
+                default=default,
+                metavar="SECONDS",
+                help=f"give up after this long (default {default:.0f})",
+            )
+        p.set_defaults(func=run)
+
+
+def _add_spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="1 node (RF 1) or 3 nodes (RF 3, min ISR 2); default 1",
+    )
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        metavar="PORT",
+        help="client port of node 1; node i uses base+2*(i-1), its controller the next port "
+        f"(default {DEFAULT_BASE_PORT})",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="properties, data, logs and pid files (default "
+        "$KTF_CACHE_DIR/dev-kafka/<nodes>n-<base-port>, KTF_CACHE_DIR defaults to ~/.cache/ktf)",
+    )
+    p.add_argument(
+        "--kafka-version",
+        default=DEFAULT_KAFKA_VERSION,
+        metavar="VERSION",
+        help=f"Apache Kafka release from Maven Central, 4.x (default {DEFAULT_KAFKA_VERSION})",
+    )
+    p.add_argument(
+        "--heap",
+        default=DEFAULT_HEAP,
+        metavar="SIZE",
+        help=f"JVM heap per node, -Xms/-Xmx (default {DEFAULT_HEAP})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``up``, ``down`` or ``status``; return the process exit code."""
+    spec = ClusterSpec(
+        nodes=args.nodes,
+        base_port=args.base_port,
+        kafka_version=args.kafka_version,
+        state_dir=args.state_dir,
+        heap=args.heap,
+    )
+    if args.action == "up":
+        st = up(spec, progress=_progress, timeout=args.timeout)
+        _print_status(st)
+        return 0
+    if args.action == "down":
+        before = status(spec)
+        st = down(spec, timeout=args.timeout)
+        stopped = [n.node_id for n in before.nodes if n.alive]
+        if stopped:
+            print(f"stopped node(s) {', '.join(map(str, stopped))} at {spec.bootstrap_servers}")
+        else:
+            print(f"dev Kafka at {spec.bootstrap_servers} was not running")
+        return 0 if not any(n.alive for n in st.nodes) else 1
+    st = status(spec)
+    _print_status(st)
+    return 0 if st.running else 1
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def _print_status(st: ClusterStatus) -> None:
+    state = "running" if st.running else "NOT running"
+    if not st.running and any(n.alive for n in st.nodes):
+        state = "PARTLY running"
+    print(f"dev Kafka {state}: bootstrap servers {st.bootstrap_servers} (state dir {st.state_dir})")
+    for n in st.nodes:
+        pid = str(n.pid) if n.pid is not None else "-"
+        alive = "up" if n.alive else "down"
+        print(f"  node {n.node_id}  pid {pid:>7}  {n.address:<16} {alive:<5} log {n.log_path}")
+    sys.stdout.flush()

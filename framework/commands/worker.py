@@ -1,0 +1,73 @@
+"""``ktf worker``: join the consumer group and run handlers until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from framework.commands._common import add_connection_args, settings_from
+from framework.errors import FrameworkError
+from framework.observability.logging import configure_logging
+from framework.registry import load_handlers
+from framework.runtime.worker import Worker
+from framework.serde import SchemaStore
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run handlers as a member of a consumer group",
+        description=(
+            "Join the consumer group, consume the handlers' topics in batches and run "
+            "each task in a bounded asyncio pool. SIGTERM/SIGINT drains in-flight tasks "
+            "(--drain-timeout), commits and leaves the group; a second signal exits at once."
+        ),
+    )
+    p.add_argument(
+        "--handlers",
+        type=lambda s: tuple(x for x in s.split(",") if x),
+        metavar="MOD[,MOD...]",
+        help="handler modules to load (env KTF_HANDLERS); default: every plugin of the "
+        "'framework.handlers' entry-point group",
+    )
+    p.add_argument("--group-id", dest="group_id", help="consumer group (env KTF_GROUP_ID)")
+    p.add_argument(
+        "--group-instance-id",
+        dest="group_instance_id",
+        help="static membership id (env KTF_GROUP_INSTANCE_ID), e.g. the pod name",
+    )
+    p.add_argument(
+        "--group-protocol",
+        choices=("classic", "consumer"),
+        help="'consumer' uses KIP-848 broker-side assignment (env KTF_GROUP_PROTOCOL)",
+    )
+    p.add_argument("--schemas-dir", dest="schemas_dir", help="Avro schemas (env KTF_SCHEMAS_DIR)")
+    p.add_argument("--max-in-flight", dest="max_in_flight", type=int, help="global task bound")
+    p.add_argument("--max-buffered", dest="max_buffered", type=int, help="global buffer cap")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="records per consume call")
+    p.add_argument(
+        "--drain-timeout", dest="drain_timeout", type=float, help="seconds to drain on shutdown"
+    )
+    p.add_argument(
+        "--metrics-port",
+        dest="metrics_port",
+        type=int,
+        help="port of /metrics, /healthz and /readyz; 0 disables (env KTF_METRICS_PORT)",
+    )
+    p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument("--log-format", dest="log_format", choices=("auto", "json", "console"))
+    add_connection_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    # Fail fast, before connecting: bad modules, schemas or topic clashes are one line.
+    registry = load_handlers(settings.handlers)
+    store = SchemaStore.load([settings.schemas_dir])
+    worker = Worker(settings, registry, schemas=store)
+    try:
+        return asyncio.run(worker.run())
+    except FrameworkError:
+        raise

@@ -1,0 +1,61 @@
+"""Header names: part of the user-facing contract (see docs/producing.md)."""
+
+from __future__ import annotations
+
+TASK_ID = "ktf-task-id"
+ATTEMPT = "ktf-attempt"
+DEADLINE = "ktf-deadline"
+NOT_BEFORE = "ktf-not-before"
+REPLY_TO = "ktf-reply-to"
+CORRELATION_ID = "ktf-correlation-id"
+STATUS = "ktf-status"
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+ERROR_TYPE = "ktf-error-type"
+ERROR_MESSAGE = "ktf-error-message"
+ERROR_STACK = "ktf-error-stack"
+ORIGINAL_TOPIC = "ktf-original-topic"
+ORIGINAL_PARTITION = "ktf-original-partition"
+ORIGINAL_OFFSET = "ktf-original-offset"
+ORIGINAL_TIMESTAMP = "ktf-original-timestamp"
+CONSUMER_GROUP = "ktf-consumer-group"
+FAILED_AT = "ktf-failed-at"
+REPLAYED_FROM = "ktf-replayed-from"
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUS_EXPIRED = "expired"
+STATUS_CANCELLED = "cancelled"
+
+CONTROL_TOPIC = "ktf.control"
+
+Headers = list[tuple[str, bytes]]
+
+
+def to_dict(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Decode Kafka headers to a dict of UTF-8 strings (last value of a name wins)."""
+    out: dict[str, str] = {}
+    if not headers:
+        return out
+    for name, value in headers:
+        if value is None:
+            continue
+        out[name] = value.decode("utf-8", "replace")
+    return out
+
+
+def encode(headers: dict[str, str]) -> Headers:
+    """Encode a dict of header strings for producing."""
+    return [(name, value.encode("utf-8")) for name, value in headers.items()]
+
+
+def retry_topic(topic: str, delay: str) -> str:
+    return f"{topic}.retry.{delay}"
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def reply_topic(topic: str) -> str:
+    return f"{topic}.reply"

@@ -1,0 +1,1 @@
+"""Thin wrappers over confluent-kafka: the only place the framework touches it."""

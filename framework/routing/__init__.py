@@ -1,0 +1,1 @@
+"""Where a task's outcome goes: replies, retry tiers, dead letters, cancellation."""

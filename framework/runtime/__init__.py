@@ -1,0 +1,1 @@
+"""The consumer runtime: fetch loop, buffers, worker pool, offsets, flow control."""

@@ -1,0 +1,102 @@
+"""Per-record and per-partition state shared by the fetch loop and the pool."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from framework.runtime.offsets import OffsetTracker
+
+if TYPE_CHECKING:
+    from framework.registry import HandlerSpec
+
+
+class PartitionState:
+    """An assigned partition: its offsets, buffer count and flow-control flags."""
+
+    __slots__ = (
+        "buffered",
+        "in_flight",
+        "partition",
+        "paused",
+        "revoked",
+        "topic",
+        "tp",
+        "tracker",
+        "not_before_paused",
+    )
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.tp = (topic, partition)
+        self.tracker = OffsetTracker()
+        #: fetched and not yet finished (queued, running or awaiting delivery)
+        self.buffered = 0
+        #: handler running right now
+        self.in_flight = 0
+        self.paused = False
+        #: paused until a retry record is due (retry tiers)
+        self.not_before_paused = False
+        self.revoked = False
+
+
+class Envelope:
+    """One fetched record on its way through the pool. Slots keep it small."""
+
+    __slots__ = (
+        "attempt",
+        "headers",
+        "key",
+        "lane",
+        "offset",
+        "partition",
+        "pending_deliveries",
+        "spec",
+        "state",
+        "timestamp",
+        "topic",
+        "value",
+        "delivery_error",
+        "dead_lettered",
+        "started",
+    )
+
+    def __init__(
+        self,
+        state: PartitionState,
+        spec: HandlerSpec,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        timestamp: int,
+    ) -> None:
+        self.state = state
+        self.spec = spec
+        self.topic = state.topic
+        self.partition = state.partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+        self.lane: Any = None
+        self.pending_deliveries = 0
+        self.delivery_error: Exception | None = None
+        self.dead_lettered = False
+        self.attempt = 1
+        self.started = False
+
+    def header(self, name: str) -> str | None:
+        """The last value of a header, decoded as UTF-8."""
+        headers = self.headers
+        if not headers:
+            return None
+        for hname, value in reversed(headers):
+            if hname == name and value is not None:
+                return value.decode("utf-8", "replace")
+        return None
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"

@@ -1,0 +1,469 @@
+"""The worker: a consumer-group member that runs handlers in an asyncio pool.
+
+Threads: all consumer calls run on one dedicated thread (``ktf-consumer``) so the
+event loop never blocks; rebalance callbacks fire on that thread inside
+``consume()`` and hand their work to the loop with ``run_coroutine_threadsafe``
+(the loop is free then: it is awaiting the consume call). Delivery reports come
+from the producer's poll thread and are applied by the fetch loop.
+
+Lifecycle: ``await start()`` / ``await stop()`` or ``async with Worker(...)``.
+:meth:`run` adds signal handling for the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from framework.config import Settings
+from framework.errors import FrameworkError, KafkaError
+from framework.kafka.consumer import TP, KafkaConsumer
+from framework.kafka.producer import KafkaProducer
+from framework.observability.health import HealthServer, HealthState
+from framework.observability.metrics import WorkerMetrics
+from framework.registry import HandlerRegistry, load_handlers
+from framework.routing.router import Router
+from framework.runtime.execution import HandlerCodecs, TaskRunner
+from framework.runtime.flow import FlowControl
+from framework.runtime.pool import HandlerPool
+from framework.runtime.state import Envelope, PartitionState
+from framework.serde import SchemaStore
+
+log = structlog.get_logger("framework.worker")
+
+_GAUGE_INTERVAL = 1.0
+
+
+class Worker:
+    """Consumes the handlers' topics and runs their tasks. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: HandlerRegistry | None = None,
+        *,
+        schemas: SchemaStore | None = None,
+        metrics: WorkerMetrics | None = None,
+        serve_http: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self._registry = registry
+        self._schemas = schemas
+        self.metrics = metrics or WorkerMetrics()
+        self.health = HealthState(stall_timeout=settings.stall_timeout)
+        self._serve_http = settings.metrics_port > 0 if serve_http is None else serve_http
+        self._http: HealthServer | None = None
+        self._states: dict[TP, PartitionState] = {}
+        self._pools: dict[str, HandlerPool] = {}
+        self._flow = FlowControl(settings)
+        self._executor: ThreadPoolExecutor | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._router: Router | None = None
+        self._runner: TaskRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._stop_event = asyncio.Event()
+        self._stopping = False
+        self._started = False
+        self._failed: BaseException | None = None
+        self._commit_failures: deque[TP] = deque()
+        self._undeliverable = 0
+        #: observers for tests and tools: (event, partitions)
+        self.events: deque[tuple[str, list[TP]]] = deque(maxlen=1000)
+
+    # -- public lifecycle -----------------------------------------------------------
+
+    @property
+    def registry(self) -> HandlerRegistry:
+        if self._registry is None:
+            self._registry = load_handlers(self.settings.handlers)
+        return self._registry
+
+    @property
+    def http_port(self) -> int | None:
+        return self._http.port if self._http is not None else None
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Load schemas and handlers, connect, subscribe and start the fetch loop."""
+        if self._started:
+            return
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        registry = self.registry
+        store = self._schemas or SchemaStore.load([self.settings.schemas_dir])
+        codecs: dict[str, HandlerCodecs] = {}
+        for spec in registry.specs:
+            task_codec = store.codec(_ref(spec.schema, store), wire=spec.wire_format)  # type: ignore[arg-type]
+            result_codec = (
+                store.codec(_ref(spec.result_schema, store), wire=spec.wire_format)  # type: ignore[arg-type]
+                if spec.result_schema is not None
+                else None
+            )
+            codecs[spec.topic] = HandlerCodecs(task_codec, result_codec)
+
+        if self._serve_http:
+            self._http = HealthServer(self.settings.metrics_port, self.metrics.registry, self.health)
+            self._http.start()
+
+        self._producer = KafkaProducer(self.settings)
+        self._producer.start()
+        self._router = Router(
+            self._producer,
+            group_id=self.settings.group_id,
+            on_finished=self._finished,
+            on_undeliverable=self._undeliverable_record,
+        )
+        self._runner = TaskRunner(codecs, self._router, self.metrics)
+        total_concurrency = sum(s.concurrency for s in registry.specs)
+        limit = (
+            asyncio.Semaphore(self.settings.max_in_flight)
+            if total_concurrency > self.settings.max_in_flight
+            else None
+        )
+        for spec in registry.specs:
+            pool = HandlerPool(spec, self._runner.run, global_limit=limit)
+            pool.start()
+            self._pools[spec.topic] = pool
+
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ktf-consumer")
+        self._consumer = KafkaConsumer(
+            self.settings,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+            on_commit_result=self._on_commit_result,
+            on_stats=self.metrics.update_from_stats,
+            stats_interval_ms=5_000,
+        )
+        await self._call(self._consumer.start, registry.topics)
+        self.health.beat()
+        self.health.set_ready(True)
+        self._fetch_task = asyncio.create_task(self._fetch_loop(), name="ktf-fetch-loop")
+        log.info(
+            "worker started",
+            group=self.settings.group_id,
+            topics=registry.topics,
+            bootstrap=self.settings.bootstrap_servers,
+            metrics_port=self.http_port,
+        )
+
+    async def wait(self) -> None:
+        """Until :meth:`request_stop` is called or the fetch loop fails."""
+        await self._stop_event.wait()
+        if self._failed is not None:
+            raise self._failed
+
+    def request_stop(self) -> None:
+        self._stop_event.set()
+
+    async def run(self, *, install_signal_handlers: bool = True) -> int:
+        """Start, run until SIGTERM/SIGINT, drain and stop. Returns an exit code."""
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info(
+                    "stopping: draining in-flight tasks",
+                    signal=signal.Signals(signum).name,
+                    drain_timeout=self.settings.drain_timeout,
+                )
+                self.request_stop()
+            else:
+                log.warning("second signal: exiting without draining")
+                os._exit(130)
+
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self.start()
+            await self.wait()
+        finally:
+            await self.stop()
+            if install_signal_handlers:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        return 0 if self._failed is None else 1
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop fetching, finish in-flight tasks (bounded), commit, leave the group."""
+        if self._stopping or not self._started:
+            return
+        self._stopping = True
+        self._stop_event.set()
+        self.health.set_ready(False, "stopping")
+        timeout = self.settings.drain_timeout if drain_timeout is None else drain_timeout
+        deadline = time.monotonic() + timeout
+        if self._fetch_task is not None:
+            with contextlib.suppress(Exception):
+                await self._fetch_task
+        consumer = self._consumer
+        try:
+            if consumer is not None and consumer.raw is not None:
+                # Queued records are not started; their offsets stay uncommitted.
+                for state in self._states.values():
+                    state.revoked = True
+                await self._call(consumer.pause, list(self._states))
+                await self._drain_until(lambda: self._in_flight() == 0, deadline, poll=True)
+                if self._in_flight():
+                    log.warning("drain timeout: tasks still running", running=self._in_flight())
+                await self._commit(sync=True)
+        except FrameworkError as exc:
+            log.error("error while draining", error=str(exc))
+        finally:
+            if consumer is not None:
+                await self._call(consumer.close)
+            for pool in self._pools.values():
+                await pool.stop()
+            if self._producer is not None:
+                remaining = max(0.5, deadline - time.monotonic())
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self._producer.close, remaining
+                )
+            if self._router is not None:
+                self._router.drain()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+            if self._http is not None:
+                self._http.stop()
+            log.info("worker stopped", undeliverable=self._undeliverable)
+
+    # -- the fetch loop ---------------------------------------------------------------
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _fetch_loop(self) -> None:
+        consumer = self._consumer
+        router = self._router
+        assert consumer is not None and router is not None
+        settings = self.settings
+        batch, poll_timeout = settings.batch_size, settings.poll_timeout
+        next_commit = time.monotonic() + settings.commit_interval
+        next_gauges = 0.0
+        try:
+            while not self._stopping:
+                messages = await self._call(consumer.consume, batch, poll_timeout)
+                self.health.beat()
+                if messages:
+                    self._dispatch(messages)
+                router.drain()
+                await self._apply_flow()
+                now = time.monotonic()
+                if now >= next_commit:
+                    next_commit = now + settings.commit_interval
+                    await self._commit(sync=False)
+                if now >= next_gauges:
+                    next_gauges = now + _GAUGE_INTERVAL
+                    self._update_gauges()
+        except Exception as exc:
+            log.exception("fetch loop failed")
+            self._failed = exc
+            self._stop_event.set()
+
+    def _dispatch(self, messages: list[Any]) -> None:
+        states = self._states
+        pools = self._pools
+        registry = self.registry
+        for msg in messages:
+            tp = (msg.topic(), msg.partition())
+            state = states.get(tp)
+            if state is None or state.revoked:
+                continue
+            spec = registry.get(tp[0])
+            if spec is None:
+                continue
+            offset = msg.offset()
+            env = Envelope(
+                state, spec, offset, msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]
+            )
+            state.tracker.add(offset)
+            state.buffered += 1
+            pools[spec.topic].submit(env)
+
+    async def _apply_flow(self) -> None:
+        pause, resume = self._flow.decide(self._states.values())
+        if (pause or resume) and self._consumer is not None:
+            if pause:
+                await self._call(self._consumer.pause, pause)
+            if resume:
+                await self._call(self._consumer.resume, resume)
+            self.events.append(("pause", pause)) if pause else None
+            self.events.append(("resume", resume)) if resume else None
+
+    def _update_gauges(self) -> None:
+        states = self._states.values()
+        self.metrics.set_buffered(sum(s.buffered for s in states))
+        self.metrics.set_paused(sum(1 for s in states if s.paused))
+
+    # -- completion -------------------------------------------------------------------
+
+    def _finished(self, env: Envelope) -> None:
+        state = env.state
+        state.tracker.done(env.offset)
+        state.buffered -= 1
+        state.in_flight -= 1
+
+    def _undeliverable_record(self, env: Envelope, err: Exception) -> None:
+        # Neither the outcome nor the dead letter could be written: keep the offset
+        # uncommitted (the partition stops advancing) rather than lose the task.
+        self._undeliverable += 1
+        env.state.in_flight -= 1
+        log.error(
+            "task outcome could not be delivered; its offset will not be committed",
+            where=env.where,
+            error=str(err),
+        )
+
+    def _in_flight(self) -> int:
+        return sum(s.in_flight for s in self._states.values())
+
+    async def _drain_until(self, done: Any, deadline: float, *, poll: bool) -> None:
+        """Wait for ``done()`` while applying delivery reports (and keep the member alive)."""
+        router = self._router
+        assert router is not None
+        while True:
+            router.drain()
+            if done() or time.monotonic() >= deadline:
+                return
+            if poll and self._consumer is not None:
+                # Partitions are paused: this only keeps the group membership alive.
+                await self._call(self._consumer.consume, 1, 0.05)
+                self.health.beat()
+            else:
+                await asyncio.sleep(0.01)
+
+    # -- offsets ----------------------------------------------------------------------
+
+    def _committable(self, states: Sequence[PartitionState] | None = None) -> dict[TP, int]:
+        offsets: dict[TP, int] = {}
+        for state in states if states is not None else self._states.values():
+            point = state.tracker.committable()
+            if point is not None:
+                offsets[state.tp] = point
+        return offsets
+
+    async def _commit(self, *, sync: bool) -> None:
+        while self._commit_failures:
+            tp = self._commit_failures.popleft()
+            state = self._states.get(tp)
+            if state is not None:
+                state.tracker.mark_committed(-1)
+        offsets = self._committable()
+        if not offsets or self._consumer is None:
+            return
+        try:
+            await self._call(lambda: self._consumer.commit(offsets, asynchronous=not sync))  # type: ignore[union-attr]
+        except KafkaError as exc:
+            self.metrics.commit_failure()
+            log.warning("commit failed", error=str(exc))
+            return
+        for tp, off in offsets.items():
+            state = self._states.get(tp)
+            if state is not None:
+                state.tracker.mark_committed(off)
+
+    def _on_commit_result(self, err: Exception | None, tps: list[TP]) -> None:
+        if err is not None:
+            self.metrics.commit_failure()
+            self._commit_failures.extend(tps)
+            log.warning("async commit failed", error=str(err))
+
+    # -- rebalance callbacks (consumer thread) ------------------------------------------
+
+    def _on_assign(self, tps: list[TP]) -> None:
+        self.metrics.rebalance("assign")
+        self._on_loop(self._assigned(tps), 10.0)
+
+    def _on_revoke(self, tps: list[TP]) -> None:
+        self.metrics.rebalance("revoke")
+        offsets = self._on_loop(self._revoked(tps), self.settings.revoke_timeout + 5.0)
+        if offsets and self._consumer is not None:
+            try:
+                self._consumer.commit(offsets, asynchronous=False)
+            except KafkaError as exc:
+                self.metrics.commit_failure()
+                log.warning("commit on revoke failed", error=str(exc))
+
+    def _on_lost(self, tps: list[TP]) -> None:
+        self.metrics.rebalance("lost")
+        self._on_loop(self._lost(tps), 10.0)
+
+    def _on_loop(self, coro: Any, timeout: float) -> Any:
+        loop = self._loop
+        assert loop is not None
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return fut.result(timeout)
+        except Exception as exc:
+            log.error("rebalance handling failed", error=repr(exc))
+            fut.cancel()
+            return None
+
+    async def _assigned(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self._states[tp] = PartitionState(*tp)
+        self.events.append(("assign", list(tps)))
+        log.info("partitions assigned", partitions=_fmt(tps))
+
+    async def _revoked(self, tps: list[TP]) -> dict[TP, int]:
+        states = [s for tp in tps if (s := self._states.get(tp)) is not None]
+        for state in states:
+            state.revoked = True
+        deadline = time.monotonic() + self.settings.revoke_timeout
+        await self._drain_until(
+            lambda: all(s.in_flight == 0 for s in states), deadline, poll=False
+        )
+        offsets: dict[TP, int] = {}
+        for state in states:
+            point = state.tracker.commit_point()
+            if point is not None:
+                offsets[state.tp] = point
+            if state.in_flight:
+                log.warning(
+                    "revoke timeout: tasks still running", partition=state.tp, running=state.in_flight
+                )
+            self._states.pop(state.tp, None)
+        self.events.append(("revoke", list(tps)))
+        log.info("partitions revoked", partitions=_fmt(tps), committed=len(offsets))
+        return offsets
+
+    async def _lost(self, tps: list[TP]) -> None:
+        for tp in tps:
+            state = self._states.pop(tp, None)
+            if state is not None:
+                state.revoked = True
+        self.events.append(("lost", list(tps)))
+        log.warning("partitions lost", partitions=_fmt(tps))
+
+
+def _fmt(tps: Sequence[TP]) -> str:
+    return ",".join(f"{t}[{p}]" for t, p in sorted(tps))
+
+
+def _ref(ref: str | Mapping[str, Any] | None, store: SchemaStore) -> str:
+    """A handler's schema reference as a name the store knows."""
+    assert ref is not None
+    name, _parsed = store.resolve(ref)
+    return str(name)

@@ -1,0 +1,1 @@
+"""Example handler plugins shipped with kafka-task-framework."""

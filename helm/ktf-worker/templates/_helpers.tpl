@@ -1,0 +1,198 @@
+{{/* Names and labels. */}}
+{{- define "ktf-worker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ktf-worker.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ktf-worker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ktf-worker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ktf-worker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end -}}
+
+{{/* Labels without the component, for objects that are not worker pods (the topics Job). */}}
+{{- define "ktf-worker.commonLabels" -}}
+helm.sh/chart: {{ include "ktf-worker.chart" . }}
+app.kubernetes.io/name: {{ include "ktf-worker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kafka-task-framework
+{{- end -}}
+
+{{- define "ktf-worker.labels" -}}
+helm.sh/chart: {{ include "ktf-worker.chart" . }}
+{{ include "ktf-worker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kafka-task-framework
+{{- end -}}
+
+{{- define "ktf-worker.headlessServiceName" -}}
+{{- printf "%s-headless" (include "ktf-worker.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ktf-worker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ktf-worker.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ktf-worker.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The one place the drain timeout and the grace period are derived. */}}
+{{- define "ktf-worker.terminationGracePeriodSeconds" -}}
+{{- add (int .Values.drainTimeoutSeconds) (int .Values.shutdownMarginSeconds) -}}
+{{- end -}}
+
+{{/* PLAINTEXT / SSL / SASL_PLAINTEXT / SASL_SSL from the auth and tls switches. */}}
+{{- define "ktf-worker.securityProtocol" -}}
+{{- if .Values.kafka.securityProtocol -}}
+{{- .Values.kafka.securityProtocol -}}
+{{- else if and .Values.auth.sasl.enabled .Values.tls.enabled -}}
+SASL_SSL
+{{- else if .Values.auth.sasl.enabled -}}
+SASL_PLAINTEXT
+{{- else if .Values.tls.enabled -}}
+SSL
+{{- else -}}
+PLAINTEXT
+{{- end -}}
+{{- end -}}
+
+{{/*
+Memory request in MiB, sized for the librdkafka prefetch plus the framework's buffers
+(formula in values.yaml and docs/kubernetes.md).
+*/}}
+{{- define "ktf-worker.memoryMiB" -}}
+{{- $s := .Values.sizing -}}
+{{- $w := .Values.worker -}}
+{{- $mib := 1048576 -}}
+{{- $queue := div (int64 $w.queuedMaxKbytes) 1024 -}}
+{{- $fetch := div (mul (int64 $s.maxPartitionsPerPod) (int64 $w.fetchMaxBytesPerPartition)) $mib -}}
+{{- $buffers := div (mul (int64 $w.maxBuffered) (int64 $s.avgRecordBytes)) $mib -}}
+{{- $sum := add (int64 $s.baseMiB) $queue $fetch $buffers -}}
+{{- div (mul $sum (add 100 (int64 $s.headroomPercent))) 100 -}}
+{{- end -}}
+
+{{- define "ktf-worker.resources" -}}
+{{- $res := deepCopy (default dict .Values.resources) -}}
+{{- $requests := default dict $res.requests -}}
+{{- $limits := default dict $res.limits -}}
+{{- $memory := printf "%sMi" (include "ktf-worker.memoryMiB" .) -}}
+{{- if not (hasKey $requests "memory") -}}
+{{- $_ := set $requests "memory" $memory -}}
+{{- end -}}
+{{- if not (hasKey $limits "memory") -}}
+{{- $_ := set $limits "memory" (get $requests "memory") -}}
+{{- end -}}
+{{- $_ := set $res "requests" $requests -}}
+{{- $_ := set $res "limits" $limits -}}
+{{- toYaml $res -}}
+{{- end -}}
+
+{{/* Non-secret KTF_* settings, shared by the ConfigMap and the topics Job. */}}
+{{- define "ktf-worker.configData" -}}
+KTF_BOOTSTRAP_SERVERS: {{ .Values.kafka.bootstrapServers | quote }}
+KTF_GROUP_ID: {{ .Values.kafka.groupId | quote }}
+KTF_GROUP_PROTOCOL: {{ .Values.kafka.groupProtocol | quote }}
+KTF_SESSION_TIMEOUT_MS: {{ .Values.kafka.sessionTimeoutMs | int | quote }}
+KTF_SECURITY_PROTOCOL: {{ include "ktf-worker.securityProtocol" . | quote }}
+{{- if .Values.auth.sasl.enabled }}
+KTF_SASL_MECHANISM: {{ .Values.auth.sasl.mechanism | quote }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+KTF_SSL_CA_LOCATION: {{ printf "%s/%s" .Values.tls.mountPath .Values.tls.caKey | quote }}
+{{- if .Values.tls.certKey }}
+KTF_SSL_CERTIFICATE_LOCATION: {{ printf "%s/%s" .Values.tls.mountPath .Values.tls.certKey | quote }}
+KTF_SSL_KEY_LOCATION: {{ printf "%s/%s" .Values.tls.mountPath .Values.tls.keyKey | quote }}
+{{- end }}
+{{- end }}
+KTF_HANDLERS: {{ .Values.handlers | quote }}
+KTF_SCHEMAS_DIR: "/app/schemas"
+KTF_MAX_IN_FLIGHT: {{ .Values.worker.maxInFlight | int | quote }}
+KTF_MAX_BUFFERED: {{ .Values.worker.maxBuffered | int | quote }}
+KTF_QUEUED_MAX_KBYTES: {{ .Values.worker.queuedMaxKbytes | int | quote }}
+KTF_FETCH_MAX_BYTES_PER_PARTITION: {{ .Values.worker.fetchMaxBytesPerPartition | int | quote }}
+KTF_LOG_FORMAT: {{ .Values.worker.logFormat | quote }}
+KTF_LOG_LEVEL: {{ .Values.worker.logLevel | quote }}
+{{- range $key, $value := .Values.worker.extraConfig }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Credentials: environment variables read from existing Secrets, never literals. */}}
+{{- define "ktf-worker.secretEnv" -}}
+{{- if .Values.auth.sasl.enabled }}
+- name: KTF_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.sasl.existingSecret | quote }}
+      key: {{ .Values.auth.sasl.usernameKey | quote }}
+- name: KTF_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.sasl.existingSecret | quote }}
+      key: {{ .Values.auth.sasl.passwordKey | quote }}
+{{- end }}
+{{- if and .Values.tls.enabled .Values.tls.keyPasswordKey }}
+- name: KTF_SSL_KEY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.tls.existingSecret | quote }}
+      key: {{ .Values.tls.keyPasswordKey | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "ktf-worker.tlsVolume" -}}
+{{- if .Values.tls.enabled }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret | quote }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{- define "ktf-worker.tlsVolumeMount" -}}
+{{- if .Values.tls.enabled }}
+- name: kafka-tls
+  mountPath: {{ .Values.tls.mountPath | quote }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Fail rendering early, with one line naming the value, on combinations the schema cannot express. */}}
+{{- define "ktf-worker.validate" -}}
+{{- if and .Values.auth.sasl.enabled (not .Values.auth.sasl.existingSecret) -}}
+{{- fail "auth.sasl.existingSecret must name a Secret when auth.sasl.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
+{{- fail "tls.existingSecret must name a Secret when tls.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.tls.certKey (not .Values.tls.keyKey) -}}
+{{- fail "tls.keyKey must be set when tls.certKey is set (mutual TLS needs both)" -}}
+{{- end -}}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) -}}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- end -}}
