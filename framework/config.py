@@ -122,9 +122,7 @@ class Settings:
         hints = {f.name: f for f in fields(cls)}
         for key, raw in values.items():
             if key not in names:
-                raise ConfigError(
-                    f"unknown setting {key!r} in {sources.get(key, 'configuration')}"
-                )
+                raise ConfigError(f"unknown setting {key!r} in {sources.get(key, 'configuration')}")
             converted[key] = _convert(hints[key], raw, sources.get(key, "configuration"))
         return cls(**converted)
 
@@ -258,9 +256,7 @@ class Settings:
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, got {self.metrics_port!r}")
         if self.log_format not in ("auto", "json", "console"):
-            raise ConfigError(
-                f"log_format must be auto, json or console, got {self.log_format!r}"
-            )
+            raise ConfigError(f"log_format must be auto, json or console, got {self.log_format!r}")
         if self.sasl_mechanism and not self.security_protocol.startswith("SASL"):
             raise ConfigError(
                 "sasl_mechanism is set but security_protocol is "

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from framework import headers as h
 from framework.errors import HandlerLoadError
@@ -130,7 +130,7 @@ def handler(
             wire_format=wire_format,
         )
         setattr(fn, _SPEC_ATTR, spec)
-        return fn
+        return cast(F, fn)
 
     return decorate
 
@@ -207,9 +207,9 @@ def _module_file(path: str) -> str:
     return ""
 
 
-def load_handlers(modules: Sequence[str] = (), *, use_entry_points: bool | None = None) -> (
-    HandlerRegistry
-):
+def load_handlers(
+    modules: Sequence[str] = (), *, use_entry_points: bool | None = None
+) -> HandlerRegistry:
     """Import handler modules and collect their handlers.
 
     With ``modules`` given, only those are loaded (unless ``use_entry_points`` is
@@ -236,13 +236,13 @@ def load_handlers(modules: Sequence[str] = (), *, use_entry_points: bool | None 
                 for spec in specs_in_module(obj):
                     registry.add(spec)
             else:
-                spec = spec_of(obj)
-                if spec is None:
+                found = spec_of(obj)
+                if found is None:
                     raise HandlerLoadError(
                         f"entry point {ep.name!r} ({ep.value}) is neither a module nor a "
                         "@handler function"
                     )
-                registry.add(spec)
+                registry.add(found)
     if not registry:
         raise HandlerLoadError(
             "no handlers found: pass --handlers pkg.module or install a plugin in the "

@@ -39,7 +39,7 @@ def kafka_bootstrap() -> Iterator[str]:
     started_here = not status(spec).running
     st = up(spec, progress=lambda line: print(f"[dev kafka] {line}"), timeout=180.0)
     try:
-        yield spec.bootstrap_servers if st else spec.bootstrap_servers
+        yield st.bootstrap_servers or spec.bootstrap_servers
     finally:
         if started_here and not os.environ.get("KTF_KEEP_BROKER"):
             down(spec)

@@ -30,9 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="handler modules (env KTF_HANDLERS); default: the entry-point plugins",
     )
     e.add_argument("--partitions", dest="topic_partitions", type=int, help="default 6")
-    e.add_argument(
-        "--replication-factor", dest="topic_replication", type=int, help="default 1"
-    )
+    e.add_argument("--replication-factor", dest="topic_replication", type=int, help="default 1")
     e.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     add_connection_args(e)
     e.set_defaults(func=run_ensure)

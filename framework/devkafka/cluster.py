@@ -171,7 +171,8 @@ def _check_ports(nodes: list[NodeSpec]) -> None:
             if procs.port_in_use(port):
                 raise DevKafkaError(
                     f"port {port} ({role} port of node {node.node_id}) is already in use; "
-                    "stop whatever listens there or pick another --base-port"
+                    "stop whatever listens there (a dev broker? `ktf dev kafka status`) "
+                    "or pick another --base-port"
                 )
 
 

@@ -165,6 +165,7 @@ def _run_mvn(
 ) -> None:
     """Run Maven with its output in ``log``; report download counts, not the raw output."""
     deadline = time.monotonic() + MVN_TIMEOUT
+    skip = log.stat().st_size if append and log.exists() else 0
     with log.open("ab" if append else "wb") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         reported = -1
@@ -181,7 +182,7 @@ def _run_mvn(
                 raise DevKafkaError(
                     f"mvn did not finish resolving {what} within {MVN_TIMEOUT:.0f}s; see {log}"
                 ) from None
-            downloaded = _count_downloads(log)
+            downloaded = _count_downloads(log, skip)
             # A line when something moved, and a heartbeat every 15 s otherwise.
             if downloaded != reported or time.monotonic() - last_report > 15:
                 progress(f"  mvn: {downloaded} files downloaded so far ...")
@@ -191,9 +192,11 @@ def _run_mvn(
         raise DevKafkaError(f"mvn failed resolving {what}: {_mvn_error(log)} (full output: {log})")
 
 
-def _count_downloads(log: Path) -> int:
+def _count_downloads(log: Path, skip: int) -> int:
     try:
-        text = log.read_text(encoding="utf-8", errors="replace")
+        with log.open("rb") as fh:
+            fh.seek(skip)
+            text = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return 0
     return text.count("Downloaded from ")

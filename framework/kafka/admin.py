@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from framework.config import Settings
 from framework.errors import KafkaError
@@ -64,8 +64,12 @@ class KafkaAdmin:
         if to_create:
             futures = self.client.create_topics(
                 [
-                    NewTopic(s.name, num_partitions=s.partitions,
-                             replication_factor=s.replication, config=s.config)
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=s.replication,
+                        config=s.config,
+                    )
                     for s in to_create
                 ],
                 operation_timeout=timeout,

@@ -145,7 +145,10 @@ class KafkaConsumer:
             return
         tps = [TopicPartition(t, p, off) for (t, p), off in offsets.items()]
         try:
-            self.raw.commit(offsets=tps, asynchronous=asynchronous)
+            if asynchronous:
+                self.raw.commit(offsets=tps, asynchronous=True)
+            else:
+                self.raw.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
             raise KafkaError(f"offset commit failed: {exc}") from exc
 

@@ -169,7 +169,9 @@ class TaskRunner:
                     result = await spec.fn(task, ctx)
         except TimeoutError:
             if deadline_ms is not None and time.time() * 1000 >= deadline_ms:
-                err: BaseException = TaskExpired(f"task {task_id} passed its deadline while running")
+                err: BaseException = TaskExpired(
+                    f"task {task_id} passed its deadline while running"
+                )
                 self._router.reply(
                     env, status=h.STATUS_EXPIRED, value=None, trace=ctx.trace, error=err
                 )

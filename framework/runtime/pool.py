@@ -123,7 +123,11 @@ class HandlerPool:
                     await process(env)
                 else:
                     async with glimit:
-                        await process(env)
+                        if not env.state.revoked:
+                            await process(env)
+                        elif self._on_skip is not None:
+                            # Revoked while waiting for a global slot: the new owner runs it.
+                            self._on_skip(env)
             except asyncio.CancelledError:
                 raise
             except Exception:  # process() routes handler errors; this is a framework bug

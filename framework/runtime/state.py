@@ -16,13 +16,13 @@ class PartitionState:
     __slots__ = (
         "buffered",
         "in_flight",
+        "not_before_paused",
         "partition",
         "paused",
         "revoked",
         "topic",
         "tp",
         "tracker",
-        "not_before_paused",
     )
 
     def __init__(self, topic: str, partition: int) -> None:
@@ -45,6 +45,8 @@ class Envelope:
 
     __slots__ = (
         "attempt",
+        "dead_lettered",
+        "delivery_error",
         "headers",
         "key",
         "lane",
@@ -52,13 +54,11 @@ class Envelope:
         "partition",
         "pending_deliveries",
         "spec",
+        "started",
         "state",
         "timestamp",
         "topic",
         "value",
-        "delivery_error",
-        "dead_lettered",
-        "started",
     )
 
     def __init__(

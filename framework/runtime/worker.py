@@ -119,7 +119,9 @@ class Worker:
             codecs[spec.topic] = HandlerCodecs(task_codec, result_codec)
 
         if self._serve_http:
-            self._http = HealthServer(self.settings.metrics_port, self.metrics.registry, self.health)
+            self._http = HealthServer(
+                self.settings.metrics_port, self.metrics.registry, self.health
+            )
             self._http.start()
 
         self._producer = KafkaProducer(self.settings)
@@ -373,8 +375,9 @@ class Worker:
         offsets = self._committable()
         if not offsets or self._consumer is None:
             return
+        consumer = self._consumer
         try:
-            await self._call(lambda: self._consumer.commit(offsets, asynchronous=not sync))  # type: ignore[union-attr]
+            await self._call(lambda: consumer.commit(offsets, asynchronous=not sync))
         except KafkaError as exc:
             self.metrics.commit_failure()
             log.warning("commit failed", error=str(exc))
@@ -432,9 +435,7 @@ class Worker:
         for state in states:
             state.revoked = True
         deadline = time.monotonic() + self.settings.revoke_timeout
-        await self._drain_until(
-            lambda: all(s.in_flight == 0 for s in states), deadline, poll=False
-        )
+        await self._drain_until(lambda: all(s.in_flight == 0 for s in states), deadline, poll=False)
         offsets: dict[TP, int] = {}
         for state in states:
             point = state.tracker.commit_point()
@@ -442,7 +443,9 @@ class Worker:
                 offsets[state.tp] = point
             if state.in_flight:
                 log.warning(
-                    "revoke timeout: tasks still running", partition=state.tp, running=state.in_flight
+                    "revoke timeout: tasks still running",
+                    partition=state.tp,
+                    running=state.in_flight,
                 )
             self._states.pop(state.tp, None)
         self.events.append(("revoke", list(tps)))

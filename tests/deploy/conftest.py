@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_helpers import (
+
+from tests.deploy.deploy_helpers import (
     CHART,
     INSTALL_HELM,
     VALUE_SETS,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_helpers import CHART, REPO, Render, run_helm, validate_manifests, venv_tool
+
+from tests.deploy.deploy_helpers import CHART, REPO, Render, run_helm, validate_manifests, venv_tool
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def _compose_check(path: Path) -> subprocess.CompletedProcess[str]:
     ("service", "key", "bad"),
     [
         ("worker", "depends_on", {"topics-init": {"condition": "service_finished"}}),
-        ("kafka", "ports", [{"target": "not-a-port"}]),
+        ("kafka", "ports", {"9092": 9092}),
         ("worker", "restartt", "always"),
     ],
 )

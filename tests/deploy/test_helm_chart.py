@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_helpers import (
+
+from tests.deploy.deploy_helpers import (
     CHART,
     NAMESPACE,
     VALUE_SETS,

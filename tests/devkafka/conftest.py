@@ -32,7 +32,8 @@ if "kafka.tools.StorageTool" in args:
 if "kafka.Kafka" in args:
     if os.environ.get("FAKE_KAFKA_MODE") == "crash":
         print("[2026-01-01 00:00:00,000] INFO starting (kafka.Kafka)")
-        print("[2026-01-01 00:00:00,001] ERROR Exiting Kafka due to fatal exception: boom (kafka.Kafka)")
+        print("[2026-01-01 00:00:00,001] ERROR Exiting Kafka due to fatal exception: boom "
+              "(kafka.Kafka)")
         print("[2026-01-01 00:00:00,002] INFO shut down (kafka.Kafka)")
         sys.exit(1)
     time.sleep(120)

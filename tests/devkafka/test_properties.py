@@ -46,9 +46,7 @@ def test_three_nodes_share_a_static_quorum_with_rf3_and_min_isr2(tmp_path: Path)
         assert p["offsets.topic.replication.factor"] == "3"
         assert p["transaction.state.log.replication.factor"] == "3"
         assert p["transaction.state.log.min.isr"] == "2"
-    assert all_props[1]["listeners"] == (
-        "PLAINTEXT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29095"
-    )
+    assert all_props[1]["listeners"] == ("PLAINTEXT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29095")
     assert len({p["log.dirs"] for p in all_props}) == 3
 
 

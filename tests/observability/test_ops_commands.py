@@ -195,7 +195,9 @@ def test_groups_describe_shows_live_member_host_and_assignment(
     assert member["host"]  # e.g. 127.0.0.1
     assert sorted(tuple(tp) for tp in member["assignment"]) == [(topic, 0), (topic, 1), (topic, 2)]
 
-    code, out, err = run_cli(capsys, "groups", "describe", group, "--bootstrap-servers", kafka_bootstrap)
+    code, out, err = run_cli(
+        capsys, "groups", "describe", group, "--bootstrap-servers", kafka_bootstrap
+    )
     assert code == 0, err
     assert f"{topic}[0,1,2]" in out and client_id in out
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
 from framework.observability.metrics import OUTCOMES, WorkerMetrics
 
-from librdkafka_stats_sample import stats_json
+StatsJson = Callable[[dict[str, dict[int, int]]], str]
 
 
 @pytest.fixture
@@ -102,7 +103,9 @@ def test_retries_dead_letters_rebalances_commit_failures(m: WorkerMetrics) -> No
     assert sample(m, "ktf_commit_failures_total") == 1
 
 
-def test_update_from_stats_sets_lag_per_assigned_partition(m: WorkerMetrics) -> None:
+def test_update_from_stats_sets_lag_per_assigned_partition(
+    m: WorkerMetrics, stats_json: StatsJson
+) -> None:
     m.update_from_stats(stats_json({"tasks.a": {0: 5, 1: 0, 2: -1}, "tasks.b": {0: 12}}))
     assert sample(m, "ktf_consumer_lag", topic="tasks.a", partition="0") == 5
     assert sample(m, "ktf_consumer_lag", topic="tasks.a", partition="1") == 0
@@ -112,7 +115,9 @@ def test_update_from_stats_sets_lag_per_assigned_partition(m: WorkerMetrics) -> 
     assert sample(m, "ktf_consumer_lag", topic="tasks.a", partition="-1") is None
 
 
-def test_update_from_stats_drops_partitions_no_longer_reported(m: WorkerMetrics) -> None:
+def test_update_from_stats_drops_partitions_no_longer_reported(
+    m: WorkerMetrics, stats_json: StatsJson
+) -> None:
     m.update_from_stats(stats_json({"tasks.a": {0: 5, 1: 9}}))
     m.update_from_stats(stats_json({"tasks.a": {0: 2}}))
     assert sample(m, "ktf_consumer_lag", topic="tasks.a", partition="0") == 2
@@ -120,7 +125,9 @@ def test_update_from_stats_drops_partitions_no_longer_reported(m: WorkerMetrics)
 
 
 @pytest.mark.parametrize("payload", ["not json", "[1, 2]", json.dumps({"topics": {"t": 3}})])
-def test_update_from_stats_survives_malformed_payloads(m: WorkerMetrics, payload: str) -> None:
+def test_update_from_stats_survives_malformed_payloads(
+    m: WorkerMetrics, stats_json: StatsJson, payload: str
+) -> None:
     m.update_from_stats(stats_json({"tasks.a": {0: 4}}))
     m.update_from_stats(payload)
     assert sample(m, "ktf_stats_errors_total") == 1
@@ -128,6 +135,8 @@ def test_update_from_stats_survives_malformed_payloads(m: WorkerMetrics, payload
     assert sample(m, "ktf_consumer_lag", topic="tasks.a", partition="0") == 4
 
 
-def test_update_from_stats_without_topics_clears_nothing_it_never_set(m: WorkerMetrics) -> None:
+def test_update_from_stats_without_topics_clears_nothing_it_never_set(
+    m: WorkerMetrics, stats_json: StatsJson
+) -> None:
     m.update_from_stats(json.dumps({"name": "rdkafka#consumer-1", "type": "consumer"}))
     assert sample(m, "ktf_stats_errors_total") == 0
