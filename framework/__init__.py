@@ -4,6 +4,17 @@ Tasks are Avro records on partitioned topics; workers are consumer-group members
 that run ``@handler`` coroutines in a bounded asyncio pool.
 """
 
+from framework.client import (
+    CallCancelled,
+    CallError,
+    CallExpired,
+    CallTimeout,
+    Reply,
+    SyncTaskClient,
+    TaskClient,
+    TaskFailed,
+    TopicSchema,
+)
 from framework.config import Settings
 from framework.errors import (
     ConfigError,
@@ -25,6 +36,10 @@ from framework.runtime.context import TaskContext
 from framework.runtime.worker import Worker
 
 __all__ = [
+    "CallCancelled",
+    "CallError",
+    "CallExpired",
+    "CallTimeout",
     "ConfigError",
     "DecodeError",
     "EncodeError",
@@ -33,14 +48,19 @@ __all__ = [
     "HandlerSpec",
     "KafkaError",
     "Reject",
+    "Reply",
     "Retry",
     "RetryPolicy",
     "SchemaError",
     "Settings",
+    "SyncTaskClient",
     "TaskCancelled",
+    "TaskClient",
     "TaskContext",
     "TaskExpired",
+    "TaskFailed",
     "TaskTimeout",
+    "TopicSchema",
     "Worker",
     "handler",
     "load_handlers",

@@ -99,7 +99,7 @@ def task_headers(
             if name == h.TRACEPARENT:
                 has_trace = True
             out.append((name, value.encode("utf-8")))
-    out.append((h.TASK_ID, task_id.encode("ascii")))
+    out.append((h.TASK_ID, task_id.encode("utf-8")))
     out.append((h.ATTEMPT, b"1"))
     if not has_trace:
         out.append((h.TRACEPARENT, new_traceparent().encode("ascii")))
@@ -108,5 +108,5 @@ def task_headers(
     if reply_to is not None:
         out.append((h.REPLY_TO, reply_to.encode("utf-8")))
     if correlation_id is not None:
-        out.append((h.CORRELATION_ID, correlation_id.encode("ascii")))
+        out.append((h.CORRELATION_ID, correlation_id.encode("utf-8")))
     return out

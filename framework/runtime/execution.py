@@ -1,7 +1,16 @@
-"""Running one record: decode, check the deadline, call the handler, route the outcome.
+"""Running one record: check it, decode it, call the handler, route the outcome.
 
-This is the per-record hot path, so it avoids allocation it does not need: headers
-are decoded once, the trace context and the handler's logger are created lazily.
+This is the per-record hot path, so it avoids work it does not need: headers are
+decoded once, the trace context and the handler's logger are created lazily, and
+the tenacity machinery for in-process retries is only built after a first failure.
+
+Outcomes (docs/failures.md): ok -> reply; ``Reject`` or a permanent error -> dead
+letter (+ error reply); a retriable error -> up to ``RetryPolicy.attempts``
+in-process attempts, then the next retry tier, then the dead letter; past the
+deadline -> ``expired`` reply; cancelled through ``ktf.control`` -> ``cancelled``
+reply. Poison input (tombstones, oversized or undecodable bytes, tier records
+whose original topic has no handler here) goes to the dead-letter topic with an
+error naming the cause and the source offset.
 """
 
 from __future__ import annotations
@@ -12,11 +21,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from framework import headers as h
 from framework.errors import (
     DecodeError,
     EncodeError,
+    FrameworkError,
     Reject,
     Retry,
     TaskCancelled,
@@ -26,6 +37,8 @@ from framework.errors import (
 from framework.observability.metrics import WorkerMetrics
 from framework.observability.tracing import TraceContext
 from framework.registry import HandlerSpec
+from framework.routing.policy import RetryPolicy
+from framework.routing.retry import next_hop
 from framework.routing.router import Router, task_id_of
 from framework.runtime.context import SubmitFn, TaskContext
 from framework.runtime.state import Envelope
@@ -41,6 +54,15 @@ OUTCOME_EXPIRED = "expired"
 OUTCOME_CANCELLED = "cancelled"
 OUTCOME_TIMEOUT = "timeout"
 OUTCOME_REJECTED = "rejected"
+
+#: Records with a larger value are dead-lettered undecoded (``RecordTooLarge``): the
+#: decoder never sees them. Kafka's default ``max.message.bytes`` is ~1 MiB, so this
+#: only trips on topics configured for larger records.
+MAX_RECORD_BYTES = 1_048_576
+
+#: ``ktf-error-type`` of the poison-input causes that are not exceptions of their own.
+ERROR_TOO_LARGE = "RecordTooLarge"
+ERROR_NO_HANDLER = "NoHandler"
 
 
 class HandlerCodecs:
@@ -64,15 +86,26 @@ class TaskRunner:
         *,
         submit: SubmitFn | None = None,
         failure: Callable[[Envelope, BaseException, TraceContext, str], None] | None = None,
+        max_record_bytes: int | None = None,
     ) -> None:
         self._codecs = codecs
         self._router = router
         self._metrics = metrics
         self._submit = submit
-        self._failure = failure or self._dead_letter
+        # Optional override of the failure route (tests, exotic deployments).
+        self._failure = failure
+        self._max_bytes = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
         #: task id -> running asyncio task, for cancellation across nodes
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.is_cancelled: Callable[[str], bool] = lambda _task_id: False
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel the task if it runs here (the runner then replies ``cancelled``)."""
+        task = self.running.get(task_id)
+        if task is None or task.done():
+            return False
+        task.cancel(f"task {task_id} cancelled through {h.CONTROL_TOPIC}")
+        return True
 
     async def run(self, env: Envelope) -> None:
         spec = env.spec
@@ -111,35 +144,27 @@ class TaskRunner:
             except ValueError:
                 deadline_ms = None
         if deadline_ms is not None and time.time() * 1000 >= deadline_ms:
-            trace = TraceContext.from_headers(hdrs).child()
-            self._router.reply(
-                env,
-                status=h.STATUS_EXPIRED,
-                value=None,
-                trace=trace,
-                error=TaskExpired(f"deadline {deadline_ms} passed before the task started"),
+            err: FrameworkError = TaskExpired(
+                f"task {task_id}: deadline {deadline_ms} passed before it started"
             )
+            self._reply_final(env, h.STATUS_EXPIRED, err, _trace(hdrs))
             return OUTCOME_EXPIRED
         if self.is_cancelled(task_id):
-            trace = TraceContext.from_headers(hdrs).child()
-            self._router.reply(
-                env,
-                status=h.STATUS_CANCELLED,
-                value=None,
-                trace=trace,
-                error=TaskCancelled(f"task {task_id} was cancelled before it started"),
-            )
+            err = TaskCancelled(f"task {task_id} was cancelled before it started")
+            self._reply_final(env, h.STATUS_CANCELLED, err, _trace(hdrs))
             return OUTCOME_CANCELLED
 
+        poison = self._poison(env, spec, hdrs)
+        if poison is not None:
+            self._dead_letter(env, poison[1], _trace(hdrs), poison[0])
+            return OUTCOME_DEAD
         codecs = self._codecs[spec.topic]
-        value = env.value
         try:
-            if value is None:
-                raise DecodeError(f"record {env.where} has no value (tombstone)")
-            task = codecs.task.decode(value)
+            task = codecs.task.decode(env.value)  # type: ignore[arg-type]
         except DecodeError as exc:
-            trace = TraceContext.from_headers(hdrs).child()
-            self._dead_letter(env, _at(exc, env), trace, "DecodeError")
+            if exc.retriable:  # e.g. schema registry unavailable: not the record's fault
+                return self._route_failure(env, exc, _trace(hdrs), "DecodeError")
+            self._dead_letter(env, _at(exc, env), _trace(hdrs), "DecodeError")
             return OUTCOME_DEAD
 
         ctx = TaskContext(
@@ -154,48 +179,24 @@ class TaskRunner:
             timestamp_ms=env.timestamp,
             submit=self._submit,
         )
-        timeout = spec.timeout
-        if deadline_ms is not None:
-            left = deadline_ms / 1000.0 - time.time()
-            timeout = left if timeout is None else min(timeout, left)
         current = asyncio.current_task()
         assert current is not None
         self.running[task_id] = current
         try:
-            if timeout is None:
-                result = await spec.fn(task, ctx)
+            if spec.retry.attempts > 1:
+                result = await self._call_with_retries(spec, task, ctx, deadline_ms)
             else:
-                async with asyncio.timeout(timeout):
-                    result = await spec.fn(task, ctx)
-        except TimeoutError:
-            if deadline_ms is not None and time.time() * 1000 >= deadline_ms:
-                err: BaseException = TaskExpired(
-                    f"task {task_id} passed its deadline while running"
-                )
-                self._router.reply(
-                    env, status=h.STATUS_EXPIRED, value=None, trace=ctx.trace, error=err
-                )
-                return OUTCOME_EXPIRED
-            err = TaskTimeout(f"handler {spec.name} ran longer than its {spec.timeout}s timeout")
-            self._failure(env, err, ctx.trace, "TaskTimeout")
-            return OUTCOME_TIMEOUT
+                result = await _call_once(spec, task, ctx, deadline_ms)
         except asyncio.CancelledError:
-            task_obj = asyncio.current_task()
-            if task_obj is not None and task_obj.cancelling() and self._cancel_requested(task_id):
+            if current.cancelling() and self.is_cancelled(task_id):
                 # Cancelled through the control topic: report it and keep the worker alive.
-                task_obj.uncancel()
+                current.uncancel()
                 err = TaskCancelled(f"task {task_id} was cancelled while running")
-                self._router.reply(
-                    env, status=h.STATUS_CANCELLED, value=None, trace=ctx.trace, error=err
-                )
+                self._reply_final(env, h.STATUS_CANCELLED, err, ctx.trace)
                 return OUTCOME_CANCELLED
             raise
-        except Reject as exc:
-            self._dead_letter(env, exc, ctx.trace, "Reject")
-            return OUTCOME_REJECTED
         except Exception as exc:
-            self._failure(env, exc, ctx.trace, type(exc).__name__)
-            return OUTCOME_RETRIED if isinstance(exc, Retry) else OUTCOME_ERROR
+            return self._route_failure(env, exc, ctx.trace, type(exc).__name__)
         finally:
             self.running.pop(task_id, None)
 
@@ -203,12 +204,83 @@ class TaskRunner:
             payload = self._encode_result(spec, codecs, result)
         except EncodeError as exc:
             self._dead_letter(env, exc, ctx.trace, "EncodeError")
-            return OUTCOME_ERROR
+            return OUTCOME_DEAD
         self._router.reply(env, status=h.STATUS_OK, value=payload, trace=ctx.trace)
         return OUTCOME_OK
 
-    def _cancel_requested(self, task_id: str) -> bool:
-        return self.is_cancelled(task_id)
+    def _poison(
+        self, env: Envelope, spec: HandlerSpec, hdrs: Mapping[str, str]
+    ) -> tuple[str, FrameworkError] | None:
+        """``(error type, error)`` when the record can never be processed here."""
+        value = env.value
+        if value is None:
+            return "DecodeError", DecodeError(f"record {env.where} has no value (tombstone)")
+        if len(value) > self._max_bytes:
+            return ERROR_TOO_LARGE, FrameworkError(
+                f"record {env.where} is {len(value)} bytes, over the {self._max_bytes}-byte "
+                "limit; not decoded"
+            )
+        if env.topic != spec.topic:
+            original = hdrs.get(h.ORIGINAL_TOPIC)
+            if original is not None and original != spec.topic:
+                return ERROR_NO_HANDLER, FrameworkError(
+                    f"record {env.where} names original topic {original!r}, which has no "
+                    f"handler here (tier of {spec.topic!r})"
+                )
+        return None
+
+    async def _call_with_retries(
+        self, spec: HandlerSpec, task: Any, ctx: TaskContext, deadline_ms: int | None
+    ) -> Any:
+        """Quick in-process attempts; the first is made before tenacity is involved."""
+        try:
+            return await _call_once(spec, task, ctx, deadline_ms)
+        except Exception as exc:
+            policy = spec.retry
+            if not policy.is_retriable(exc) or _too_late(policy, exc, deadline_ms, 1):
+                raise
+        retrying = AsyncRetrying(
+            stop=_InProcessStop(spec.retry, deadline_ms),
+            wait=_InProcessWait(spec.retry),
+            retry=retry_if_exception(spec.retry.is_retriable),
+            reraise=True,
+        )
+        return await retrying(_call_once, spec, task, ctx, deadline_ms)
+
+    def _route_failure(
+        self, env: Envelope, exc: BaseException, trace: TraceContext, error_type: str
+    ) -> str:
+        """A failed attempt: expired reply, next retry tier, or the dead-letter topic."""
+        if self._failure is not None:
+            self._failure(env, exc, trace, error_type)
+            return OUTCOME_ERROR
+        if isinstance(exc, TaskExpired):
+            self._reply_final(env, h.STATUS_EXPIRED, exc, trace)
+            return OUTCOME_EXPIRED
+        if isinstance(exc, Reject):
+            self._dead_letter(env, exc, trace, "Reject")
+            return OUTCOME_REJECTED
+        spec = env.spec
+        if spec.retry.tiers and spec.retry.is_retriable(exc):
+            delay = exc.delay if isinstance(exc, Retry) else None
+            hop = next_hop(spec, env.topic, env.attempt, delay=delay)
+            if hop is not None:
+                extra = {
+                    h.ATTEMPT: str(env.attempt + 1),
+                    h.NOT_BEFORE: str(hop.not_before_ms),
+                    h.ERROR_TYPE: error_type,
+                    h.ERROR_MESSAGE: (str(exc) or error_type)[:500],
+                }
+                self._router.forward(env, hop.topic, extra, trace.child())
+                self._metrics.retry(spec.name, hop.tier)
+                return OUTCOME_RETRIED
+        self._dead_letter(env, exc, trace, error_type)
+        return OUTCOME_TIMEOUT if isinstance(exc, TaskTimeout) else OUTCOME_DEAD
+
+    def _reply_final(
+        self, env: Envelope, status: str, err: BaseException, trace: TraceContext
+    ) -> None:
+        self._router.reply(env, status=status, value=None, trace=trace, error=err)
 
     @staticmethod
     def _encode_result(spec: HandlerSpec, codecs: HandlerCodecs, result: Any) -> bytes | None:
@@ -230,15 +302,96 @@ class TaskRunner:
             env, status=h.STATUS_ERROR, value=None, trace=trace, error=exc, error_type=error_type
         )
         self._metrics.dead_letter(env.spec.name, error_type)
+        log.info("task dead-lettered", where=env.where, error_type=error_type, error=str(exc))
+
+
+async def _call_once(
+    spec: HandlerSpec, task: Any, ctx: TaskContext, deadline_ms: int | None
+) -> Any:
+    """One handler call under its timeout and the task's deadline."""
+    timeout = spec.timeout
+    if deadline_ms is not None:
+        left = deadline_ms / 1000.0 - time.time()
+        timeout = left if timeout is None else min(timeout, left)
+    if timeout is None:
+        return await spec.fn(task, ctx)
+    guard = asyncio.timeout(timeout)
+    try:
+        async with guard:
+            return await spec.fn(task, ctx)
+    except TimeoutError:
+        if not guard.expired():
+            raise  # the handler's own TimeoutError, not ours
+        if deadline_ms is not None and time.time() * 1000 >= deadline_ms - 1:
+            raise TaskExpired(
+                f"task {ctx.task_id} passed its deadline {deadline_ms} while running; cancelled"
+            ) from None
+        raise TaskTimeout(
+            f"handler {spec.name} ran longer than its {spec.timeout}s timeout "
+            f"(record {ctx.topic}[{ctx.partition}]@{ctx.offset}); cancelled"
+        ) from None
+
+
+def _retry_delay(exc: BaseException | None) -> float:
+    if isinstance(exc, Retry) and exc.delay is not None:
+        return exc.delay
+    return 0.0
+
+
+def _too_late(policy: RetryPolicy, exc: BaseException, deadline_ms: int | None, done: int) -> bool:
+    """Whether no further in-process attempt should be made after ``done`` attempts."""
+    if done >= policy.attempts:
+        return True
+    wait = _retry_delay(exc)
+    if wait > policy.max_backoff:
+        return True  # the handler asked for more than the in-process budget: use a tier
+    return deadline_ms is not None and time.time() + wait >= deadline_ms / 1000.0
+
+
+class _InProcessStop:
+    """tenacity stop: attempts spent, a long ``Retry(delay=)``, or the deadline near."""
+
+    def __init__(self, policy: RetryPolicy, deadline_ms: int | None) -> None:
+        self._policy = policy
+        self._deadline_ms = deadline_ms
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        # +1: the first attempt ran before tenacity took over.
+        return exc is None or _too_late(
+            self._policy, exc, self._deadline_ms, state.attempt_number + 1
+        )
+
+
+class _InProcessWait:
+    """Exponential backoff with jitter, at least the delay a ``Retry`` asked for."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._exp = wait_exponential_jitter(
+            initial=policy.backoff, max=policy.max_backoff, jitter=policy.backoff / 2
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return max(self._exp(state), _retry_delay(exc))
+
+
+def _trace(hdrs: Mapping[str, str]) -> TraceContext:
+    return TraceContext.from_headers(hdrs).child()
 
 
 def _at(exc: DecodeError, env: Envelope) -> DecodeError:
-    """Make sure a decode error names the source offset."""
-    if env.where in str(exc):
+    """The decode error with its reason code first and the source offset named."""
+    reason = getattr(exc, "reason", None)
+    text = str(exc)
+    if reason and not text.startswith(f"[{reason}]"):
+        text = f"[{reason}] {text}"
+    if env.where not in text:
+        text = f"{text} (record {env.where})"
+    if text == str(exc):
         return exc
-    wrapped = DecodeError(f"{exc} (record {env.where})")
-    for attr in ("reason",):
-        if hasattr(exc, attr):
-            setattr(wrapped, attr, getattr(exc, attr))
+    wrapped = DecodeError(text)
+    if reason is not None:
+        wrapped.reason = reason  # type: ignore[attr-defined]
     wrapped.__cause__ = exc
     return wrapped

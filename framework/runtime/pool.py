@@ -123,7 +123,7 @@ class HandlerPool:
                     await process(env)
                 else:
                     async with glimit:
-                        if not env.state.revoked:
+                        if not _revoked(env):
                             await process(env)
                         elif self._on_skip is not None:
                             # Revoked while waiting for a global slot: the new owner runs it.
@@ -143,6 +143,11 @@ class HandlerPool:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+
+
+def _revoked(env: Envelope) -> bool:
+    # A function, not an inline attribute test: the flag changes while we await.
+    return env.state.revoked
 
 
 def _key_lane(env: Envelope) -> Any:

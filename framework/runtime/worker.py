@@ -31,6 +31,8 @@ from framework.kafka.producer import KafkaProducer
 from framework.observability.health import HealthServer, HealthState
 from framework.observability.metrics import WorkerMetrics
 from framework.registry import HandlerRegistry, load_handlers
+from framework.routing.control import Cancellations
+from framework.routing.retry import NotBeforeGate, consumed_topics, tier_map
 from framework.routing.router import Router
 from framework.runtime.execution import HandlerCodecs, TaskRunner
 from framework.runtime.flow import FlowControl
@@ -80,6 +82,10 @@ class Worker:
         self._undeliverable = 0
         #: observers for tests and tools: (event, partitions)
         self.events: deque[tuple[str, list[TP]]] = deque(maxlen=1000)
+        # issue 4 hook: retry tiers (held until ktf-not-before) and ktf.control cancels
+        self._tiers: dict[str, Any] = {}
+        self._gate: NotBeforeGate | None = None
+        self._control: Cancellations | None = None
 
     # -- public lifecycle -----------------------------------------------------------
 
@@ -110,9 +116,9 @@ class Worker:
         store = self._schemas or SchemaStore.load([self.settings.schemas_dir])
         codecs: dict[str, HandlerCodecs] = {}
         for spec in registry.specs:
-            task_codec = store.codec(_ref(spec.schema, store), wire=spec.wire_format)  # type: ignore[arg-type]
+            task_codec = store.codec(spec.schema, wire=spec.wire_format)  # type: ignore[arg-type]
             result_codec = (
-                store.codec(_ref(spec.result_schema, store), wire=spec.wire_format)  # type: ignore[arg-type]
+                store.codec(spec.result_schema, wire=spec.wire_format)  # type: ignore[arg-type]
                 if spec.result_schema is not None
                 else None
             )
@@ -133,6 +139,12 @@ class Worker:
             on_undeliverable=self._undeliverable_record,
         )
         self._runner = TaskRunner(codecs, self._router, self.metrics)
+        # issue 4 hook: tier topics map back to their handler; cancels via ktf.control
+        self._tiers = tier_map(registry)
+        self._gate = NotBeforeGate(lambda e: self._pools[e.spec.topic].submit(e), self._loop)
+        self._control = Cancellations(self.settings, self._runner.cancel, self._loop)
+        self._runner.is_cancelled = self._control.is_cancelled
+        self._control.start()
         total_concurrency = sum(s.concurrency for s in registry.specs)
         limit = (
             asyncio.Semaphore(self.settings.max_in_flight)
@@ -154,7 +166,7 @@ class Worker:
             on_stats=self.metrics.update_from_stats,
             stats_interval_ms=5_000,
         )
-        await self._call(self._consumer.start, registry.topics)
+        await self._call(self._consumer.start, consumed_topics(registry))  # issue 4: + tiers
         self.health.beat()
         self.health.set_ready(True)
         self._fetch_task = asyncio.create_task(self._fetch_loop(), name="ktf-fetch-loop")
@@ -244,6 +256,10 @@ class Worker:
                 )
             if self._router is not None:
                 self._router.drain()
+            if self._gate is not None:  # issue 4 hook
+                self._gate.close()
+            if self._control is not None:  # issue 4 hook
+                await asyncio.get_running_loop().run_in_executor(None, self._control.stop)
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
             if self._http is not None:
@@ -294,14 +310,20 @@ class Worker:
             if state is None or state.revoked:
                 continue
             spec = registry.get(tp[0])
+            tier_spec = None if spec is not None else self._tiers.get(tp[0])  # issue 4 hook
             if spec is None:
-                continue
+                if tier_spec is None:
+                    continue
+                spec = tier_spec
             offset = msg.offset()
             env = Envelope(
                 state, spec, offset, msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]
             )
             state.tracker.add(offset)
             state.buffered += 1
+            if tier_spec is not None:  # issue 4 hook: a retry record waits for its not-before
+                self._gate.offer(env)  # type: ignore[union-attr]
+                continue
             pools[spec.topic].submit(env)
 
     async def _apply_flow(self) -> None:
@@ -434,7 +456,10 @@ class Worker:
         states = [s for tp in tps if (s := self._states.get(tp)) is not None]
         for state in states:
             state.revoked = True
-        deadline = time.monotonic() + self.settings.revoke_timeout
+        # On close, stop() has already spent the drain timeout: waiting revoke_timeout
+        # again would overrun the shutdown bound and outlive the session.
+        wait = 0.0 if self._stopping else self.settings.revoke_timeout
+        deadline = time.monotonic() + wait
         await self._drain_until(lambda: all(s.in_flight == 0 for s in states), deadline, poll=False)
         offsets: dict[TP, int] = {}
         for state in states:

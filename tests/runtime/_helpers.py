@@ -152,22 +152,17 @@ def spawn_worker(
         }
     )
     full_env.update(env or {})
-    out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        [
-            KTF,
-            "worker",
-            "--handlers",
-            "tests.runtime.handlers_fixture",
-            "--metrics-port",
-            "0",
-            *args,
-        ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    cmd = [KTF, "worker", "--handlers", "tests.runtime.handlers_fixture", "--metrics-port", "0"]
+    if log_path is None:
+        return subprocess.Popen(
+            [*cmd, *args], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    # The child keeps its own copy of the descriptor; ours is closed at once.
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [*cmd, *args], cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -46,7 +46,9 @@ def test_unknown_config_file_key_is_rejected(tmp_path: Path) -> None:
         ("drain_timeout", 0, "drain_timeout"),
     ],
 )
-def test_invalid_values_are_refused_at_construction(field: str, value: object, message: str) -> None:
+def test_invalid_values_are_refused_at_construction(
+    field: str, value: object, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings(**{field: value})  # type: ignore[arg-type]
 

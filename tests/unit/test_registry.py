@@ -81,7 +81,9 @@ def test_entry_point_group_finds_the_examples() -> None:
     assert "tasks.word-count" in registry.topics
 
 
-def test_module_without_handlers_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_without_handlers_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "empty_plugin.py").write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(HandlerLoadError, match="defines no @handler"):

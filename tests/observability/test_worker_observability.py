@@ -1,0 +1,183 @@
+"""A real worker's /metrics, /healthz and /readyz over real HTTP, against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from framework import Reject, Settings, TaskContext, Worker, handler
+from framework.commands.topics import topic_specs
+from framework.kafka.admin import KafkaAdmin
+from framework.registry import HandlerRegistry, spec_of
+from framework.serde import SchemaStore
+from tests._kafka import produce
+
+ROOT = Path(__file__).resolve().parents[2]
+STORE = SchemaStore.load([ROOT / "schemas"])
+CODEC = STORE.codec("ktf.examples.WordCountTask")
+
+pytestmark = pytest.mark.broker
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                out[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def registry_for(topic: str, seen: list[str]) -> HandlerRegistry:
+    @handler(topic=topic, schema="ktf.examples.WordCountTask", concurrency=10)
+    async def judge(task: dict[str, Any], ctx: TaskContext) -> None:
+        seen.append(ctx.task_id)
+        text = task["text"]
+        if text.startswith("reject"):
+            raise Reject("rejected on purpose")
+        if text.startswith("boom"):
+            raise ValueError("failed on purpose")
+        return None
+
+    spec = spec_of(judge)
+    assert spec is not None
+    return HandlerRegistry([spec])
+
+
+def settings_for(bootstrap: str, unique: str, **extra: Any) -> Settings:
+    return Settings(
+        bootstrap_servers=bootstrap,
+        group_id=f"{unique}-g",
+        metrics_port=0,
+        commit_interval=0.2,
+        schemas_dir=str(ROOT / "schemas"),
+        **extra,
+    )
+
+
+def test_metrics_scrape_counts_every_task_by_outcome(kafka_bootstrap: str, unique: str) -> None:
+    topic = f"{unique}.obs"
+    seen: list[str] = []
+    registry = registry_for(topic, seen)
+    settings = settings_for(kafka_bootstrap, unique)
+    KafkaAdmin(settings).ensure_topics(topic_specs(registry, 3, 1))
+    texts = ["fine"] * 40 + ["reject"] * 7 + ["boom"] * 13
+    produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (str(i).encode(), CODEC.encode({"text": t, "lowercase": True}), {})
+            for i, t in enumerate(texts)
+        ],
+    )
+
+    async def scenario() -> str:
+        async with Worker(settings, registry, schemas=STORE, serve_http=True) as worker:
+            deadline = time.monotonic() + 60
+            while len(seen) < len(texts):
+                assert time.monotonic() < deadline, "tasks did not all run"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # let dead-letter deliveries settle
+            status, body = await asyncio.to_thread(
+                get, f"http://127.0.0.1:{worker.http_port}/metrics"
+            )
+            assert status == 200
+            return body
+
+    body = asyncio.run(scenario())
+    tasks = samples(body, "ktf_tasks_total")
+    by_outcome: dict[str, float] = {}
+    for labels, value in tasks.items():
+        d = dict(labels)
+        assert d["handler"] == "judge" and d["topic"] == topic
+        by_outcome[d["outcome"]] = by_outcome.get(d["outcome"], 0) + value
+    assert sum(by_outcome.values()) == len(texts)
+    assert by_outcome.get("ok") == 40
+    assert by_outcome.get("rejected") == 7
+    assert sum(v for k, v in by_outcome.items() if k not in ("ok", "rejected")) == 13
+    count = samples(body, "ktf_task_duration_seconds_count")
+    assert sum(count.values()) == len(texts)
+    dead = samples(body, "ktf_dead_letters_total")
+    assert sum(dead.values()) == 20
+
+
+def test_healthz_fails_when_the_fetch_loop_stalls_and_recovers(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    topic = f"{unique}.obs"
+    registry = registry_for(topic, [])
+    settings = settings_for(kafka_bootstrap, unique, stall_timeout=1.0)
+    KafkaAdmin(settings).ensure_topics(topic_specs(registry, 1, 1))
+
+    async def scenario() -> None:
+        async with Worker(settings, registry, schemas=STORE, serve_http=True) as worker:
+            base = f"http://127.0.0.1:{worker.http_port}"
+            assert (await asyncio.to_thread(get, base + "/healthz"))[0] == 200
+            assert (await asyncio.to_thread(get, base + "/readyz"))[0] == 200
+            consumer = worker._consumer
+            assert consumer is not None
+            real = consumer.consume
+
+            def stuck(n: int, timeout: float) -> list[Any]:
+                time.sleep(3.0)  # a fetch loop that does not turn
+                return real(n, timeout)
+
+            consumer.consume = stuck  # type: ignore[method-assign]
+            await asyncio.sleep(2.0)
+            status, body = await asyncio.to_thread(get, base + "/healthz")
+            assert status == 503, body
+            assert "fetch loop" in body
+            consumer.consume = real  # type: ignore[method-assign]
+            deadline = time.monotonic() + 10
+            while (await asyncio.to_thread(get, base + "/healthz"))[0] != 200:
+                assert time.monotonic() < deadline, "healthz did not recover"
+                await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_healthz_stays_healthy_while_the_broker_is_down(tmp_path: Path, unique: str) -> None:
+    from framework.devkafka import ClusterSpec, down, up
+
+    spec = ClusterSpec(nodes=1, base_port=39092, state_dir=tmp_path / "kafka")
+    up(spec, timeout=120)
+    try:
+        topic = f"{unique}.obs"
+        registry = registry_for(topic, [])
+        settings = settings_for(spec.bootstrap_servers, unique, stall_timeout=1.0)
+        KafkaAdmin(settings).ensure_topics(topic_specs(registry, 1, 1))
+
+        async def scenario() -> None:
+            worker = Worker(settings, registry, schemas=STORE, serve_http=True)
+            await worker.start()
+            try:
+                base = f"http://127.0.0.1:{worker.http_port}"
+                assert (await asyncio.to_thread(get, base + "/healthz"))[0] == 200
+                await asyncio.to_thread(down, spec)
+                for _ in range(6):
+                    await asyncio.sleep(0.5)
+                    status, body = await asyncio.to_thread(get, base + "/healthz")
+                    assert status == 200, f"unhealthy while the broker is away: {body}"
+            finally:
+                await worker.stop(drain_timeout=1.0)
+
+        asyncio.run(asyncio.wait_for(scenario(), 120))
+    finally:
+        down(spec)
