@@ -21,6 +21,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "framework.commands.dev",
     "framework.commands.ops",
     "framework.commands.schemas",
+    "framework.commands.send",
+    "framework.commands.call",
+    "framework.commands.tail",
+    "framework.commands.cancel",
+    "framework.commands.dlq",
 )
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
+from confluent_kafka import KafkaException
 
 from framework import headers as h
 from framework.client.errors import CallCancelled, CallExpired, CallTimeout, TaskFailed
@@ -215,23 +216,52 @@ class TaskClient:
             raise ConfigError(f"{len(key_list)} keys for {len(encoded)} payloads")
         dl = None if deadline is None else deadline_ms(deadline)
         producer = self._producer_or_fail()
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        batch = _BatchDelivery(loop, done, len(encoded), topic)
+        raw = producer.raw
+        # One trace for the batch (it is one operation), one span per task; the
+        # headers every task shares are built once.
+        trace_id = new_id()
+        common = task_headers("", deadline=dl, extra=headers)
+        common = [(n, v) for n, v in common if n not in (h.TASK_ID, h.TRACEPARENT)]
+        traced = headers is not None and h.TRACEPARENT in headers
+        failures: list[Any] = []
+
+        def report(err: Any, _msg: Any) -> None:
+            # Runs for every record on the poll thread: keep it minimal.
+            if err is not None:
+                failures.append(err)
+
         ids: list[str] = []
         for index, (data, k) in enumerate(zip(encoded, key_list, strict=True)):
-            tid = new_id()
+            rand = os.urandom(24).hex()
+            tid = rand[:32]
             ids.append(tid)
-            hdrs = task_headers(tid, deadline=dl, extra=headers)
+            hdrs: list[tuple[str, str | bytes | None]] = [(h.TASK_ID, tid.encode())]
+            if not traced:
+                hdrs.append((h.TRACEPARENT, f"00-{trace_id}-{rand[32:]}-01".encode()))
+            hdrs.extend(common)
             try:
-                producer.produce(topic, data, key=k, headers=hdrs, on_delivery=batch.report)
-            except KafkaError as exc:
-                batch.abandon(len(encoded) - index, exc)
-                break
+                raw.produce(topic, data, k, headers=hdrs, on_delivery=report)
+            except BufferError:
+                # Queue full: the slow path waits (bounded) for room.
+                producer.produce(
+                    topic,
+                    data,
+                    key=k,
+                    headers=hdrs,  # type: ignore[arg-type]
+                    on_delivery=report,
+                )
+            except KafkaException as exc:
+                raise KafkaError(f"produce to {topic!r} failed: {exc}") from exc
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)
-        if encoded:
-            await done
+        # One flush for the batch (it also waits for records other coroutines queued).
+        left = await asyncio.get_running_loop().run_in_executor(None, producer.flush, self.timeout)
+        if left:
+            raise KafkaError(f"{left} record(s) to {topic!r} not delivered within {self.timeout}s")
+        if failures:
+            raise KafkaError(
+                f"{len(failures)} task record(s) to {topic!r} not delivered: {failures[0]}"
+            )
         return ids
 
     async def _send(
@@ -364,52 +394,6 @@ def _settle(fut: asyncio.Future[None], err: Any, topic: str) -> None:
         fut.set_result(None)
     else:
         fut.set_exception(KafkaError(f"delivery to {topic!r} failed: {err}"))
-
-
-class _BatchDelivery:
-    """Counts the delivery reports of one batch (they arrive on the poll thread, or
-    on the loop when a full queue makes ``produce`` poll) and resolves one future."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], n: int, topic: str
-    ) -> None:
-        self._loop = loop
-        self._done = done
-        self._left = n
-        self._topic = topic
-        self._failed = 0
-        self._first_error: Any = None
-        self._lock = threading.Lock()
-
-    def report(self, err: Any, _msg: Any) -> None:
-        self._count(1, err)
-
-    def abandon(self, n: int, exc: BaseException) -> None:
-        self._count(n, exc, failed=n)
-
-    def _count(self, n: int, err: Any, failed: int | None = None) -> None:
-        with self._lock:
-            self._left -= n
-            if err is not None:
-                self._failed += failed if failed is not None else 1
-                if self._first_error is None:
-                    self._first_error = err
-            finished = self._left == 0
-        if finished:
-            self._loop.call_soon_threadsafe(self._finish)
-
-    def _finish(self) -> None:
-        if self._done.done():
-            return
-        if self._failed:
-            self._done.set_exception(
-                KafkaError(
-                    f"{self._failed} task record(s) to {self._topic!r} not delivered: "
-                    f"{self._first_error}"
-                )
-            )
-        else:
-            self._done.set_result(None)
 
 
 def _outcome(msg: Any, codecs: TopicCodecs, task_id: str) -> Reply:

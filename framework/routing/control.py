@@ -305,5 +305,6 @@ class Cancellations:
         """Remember the cancellation and cancel the task if it runs here (event loop)."""
         at = record["issued_at"] / 1000.0 if record else None
         self.memory.add(task_id, at)
-        if self._cancel_running(task_id):
+        # Only while remembered: the runner tells a cancel from a shutdown by the memory.
+        if task_id in self.memory and self._cancel_running(task_id):
             log.info("cancelled running task", task_id=task_id, reason=(record or {}).get("reason"))

@@ -20,6 +20,7 @@ or duplicated; their offsets stay uncommitted until they finish.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -91,8 +92,9 @@ def next_hop(
     wait = parse_delay(tier)
     if delay is not None and delay > wait:
         wait = delay
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    return Hop(h.retry_topic(spec.topic, tier), tier, now + int(wait * 1000))
+    # Rounded up: the record must never become due before failure time + delay.
+    now = math.ceil(time.time() * 1000) if now_ms is None else now_ms
+    return Hop(h.retry_topic(spec.topic, tier), tier, now + math.ceil(wait * 1000))
 
 
 def not_before_of(env: Envelope) -> int | None:

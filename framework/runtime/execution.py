@@ -21,7 +21,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_exponential,
+    wait_random,
+)
 
 from framework import headers as h
 from framework.errors import (
@@ -239,6 +245,9 @@ class TaskRunner:
             policy = spec.retry
             if not policy.is_retriable(exc) or _too_late(policy, exc, deadline_ms, 1):
                 raise
+            first_wait = max(policy.backoff, _retry_delay(exc))
+        # The first backoff is ours; tenacity's waits continue the series from 2x backoff.
+        await asyncio.sleep(first_wait)
         retrying = AsyncRetrying(
             stop=_InProcessStop(spec.retry, deadline_ms),
             wait=_InProcessWait(spec.retry),
@@ -345,6 +354,7 @@ def _too_late(policy: RetryPolicy, exc: BaseException, deadline_ms: int | None, 
     wait = _retry_delay(exc)
     if wait > policy.max_backoff:
         return True  # the handler asked for more than the in-process budget: use a tier
+    wait = max(wait, policy.backoff)
     return deadline_ms is not None and time.time() + wait >= deadline_ms / 1000.0
 
 
@@ -367,9 +377,10 @@ class _InProcessWait:
     """Exponential backoff with jitter, at least the delay a ``Retry`` asked for."""
 
     def __init__(self, policy: RetryPolicy) -> None:
-        self._exp = wait_exponential_jitter(
-            initial=policy.backoff, max=policy.max_backoff, jitter=policy.backoff / 2
-        )
+        # wait_exponential + wait_random: the same in every tenacity >= 8.2.
+        self._exp = wait_exponential(
+            multiplier=2 * policy.backoff, min=policy.backoff, max=policy.max_backoff
+        ) + wait_random(0, policy.backoff / 2)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

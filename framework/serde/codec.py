@@ -16,6 +16,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.validation import validate as _fastavro_validate
 
 from framework.errors import DecodeError, EncodeError
+from framework.serde.fastcheck import compile_check
 from framework.serde.fields import find_problem, unknown_fields
 
 WireFormat = Literal["avro", "single-object", "confluent"]
@@ -72,6 +73,9 @@ class Codec:
             schema.get("__named_schemas", {}) if isinstance(schema, Mapping) else {}
         )
         self._is_record = isinstance(schema, Mapping) and schema.get("type") == "record"
+        # The compiled check accepts most valid records in a fraction of fastavro's
+        # validate(); anything it does not accept takes the precise path below.
+        self._fast_check = compile_check(schema, self._named)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schema_name!r}, wire={self.wire!r})"
@@ -80,6 +84,9 @@ class Codec:
 
     def validate(self, record: Any) -> None:
         """Raise :class:`EncodeError` naming the first offending field, if any."""
+        fast = self._fast_check
+        if fast is not None and fast(record):
+            return
         if self._is_record and isinstance(record, Mapping):
             extra = unknown_fields(record, self.schema)
             if extra:

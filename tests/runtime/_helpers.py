@@ -155,7 +155,10 @@ def spawn_worker(
     cmd = [KTF, "worker", "--handlers", "tests.runtime.handlers_fixture", "--metrics-port", "0"]
     if log_path is None:
         return subprocess.Popen(
-            [*cmd, *args], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
+            [*cmd, *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
     # The child keeps its own copy of the descriptor; ours is closed at once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -78,7 +79,7 @@ def _intervals(rec: Recorder) -> dict[tuple[int, int], tuple[int, int]]:
 def _sequential_in_offset_order(rec: Recorder, group: list[tuple[int, int]]) -> None:
     spans = _intervals(rec)
     ordered = sorted(group, key=lambda po: po[1])
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         assert spans[a][1] < spans[b][0], f"{b} started before {a} ended"
 
 

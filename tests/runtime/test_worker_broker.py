@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import defaultdict
 from typing import Any
@@ -71,7 +72,7 @@ def test_key_ordering_sequential_per_key_parallel_across_keys(
         items.sort(key=lambda it: it[1])  # by start time
         offsets = [it[0] for it in items]
         assert offsets == sorted(offsets), f"lane {lane} ran out of offset order"
-        for (o1, _s1, e1), (o2, s2, _e2) in zip(items, items[1:], strict=False):
+        for (o1, _s1, e1), (o2, s2, _e2) in itertools.pairwise(items):
             assert s2 >= e1, f"lane {lane}: offset {o2} started before {o1} ended"
     # Different keys overlap in time: sweep the start/end events.
     edges = sorted([(s, 1) for *_, s, _e in runs] + [(e, -1) for *_, _s, e in runs])
@@ -118,15 +119,15 @@ def test_handler_longer_than_max_poll_interval_keeps_membership(
             assert worker._consumer is not None
             member_before = worker._consumer.raw.memberid()
             await _until(lambda: len(done) >= 2 * per_partition, 40, "every task")
+            # Buffers drained: flow control resumes on its next pass.
+            await _until(lambda: any(e[0] == "resume" for e in worker.events), 10, "resume")
             member_after = worker._consumer.raw.memberid()
-        kinds = [e[0] for e in worker.events]
-        print(f"events: {kinds}")
+            # Snapshot before stop(): leaving the group on close revokes, by design.
+            kinds = [e[0] for e in worker.events]
+        print(f"events while running: {kinds}")
         assert member_before and member_before == member_after
         assert kinds.count("assign") == 1
-        assert "revoke" not in kinds[: kinds.index("resume")] if "resume" in kinds else True
-        before_stop = kinds[: len(kinds) - kinds[::-1].index("resume")] if "resume" in kinds else kinds
-        assert "lost" not in kinds
-        assert "revoke" not in before_stop
+        assert "revoke" not in kinds and "lost" not in kinds
         assert "pause" in kinds and "resume" in kinds
         assert kinds.index("pause") < kinds.index("resume")
 
