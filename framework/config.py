@@ -21,7 +21,7 @@ from framework.errors import ConfigError
 
 Role = Literal["consumer", "producer", "admin"]
 
-_SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
+_SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password", "schema_registry_auth"})
 _SECRET_KAFKA_KEYS = ("password", "secret", "token")
 _ENV_PREFIX = "KTF_"
 
@@ -68,6 +68,9 @@ class Settings:
 
     # Serde, handlers, topics
     schemas_dir: str = "schemas"
+    #: Confluent-compatible schema registry, for handlers with wire_format="confluent"
+    schema_registry_url: str | None = None
+    schema_registry_auth: str | None = None
     handlers: tuple[str, ...] = ()
     topic_partitions: int = 6
     topic_replication: int = 1
@@ -193,6 +196,15 @@ class Settings:
         return conf
 
     # -- presentation --------------------------------------------------------
+
+    def schema_registry(self) -> dict[str, str] | None:
+        """Configuration for ``confluent_kafka.schema_registry.SchemaRegistryClient``."""
+        if not self.schema_registry_url:
+            return None
+        conf = {"url": self.schema_registry_url}
+        if self.schema_registry_auth:
+            conf["basic.auth.user.info"] = self.schema_registry_auth
+        return conf
 
     def masked(self) -> dict[str, Any]:
         """A dict of the settings with secrets replaced by ``***``."""

@@ -38,6 +38,7 @@ from framework import headers as h
 from framework.config import Settings
 from framework.errors import DecodeError, KafkaError
 from framework.kafka.producer import KafkaProducer
+from framework.routing.reader import reader_conf
 
 log = structlog.get_logger("framework.routing.control")
 
@@ -199,24 +200,9 @@ class ControlFollower:
             self._thread.join(timeout)
             self._thread = None
 
-    def _consumer_conf(self) -> dict[str, Any]:
-        conf = self._settings.librdkafka("consumer")
-        for key in (
-            "partition.assignment.strategy",
-            "session.timeout.ms",
-            "group.instance.id",
-            "group.protocol",
-        ):
-            conf.pop(key, None)
-        # The client insists on a group id, but assign() never joins it and nothing
-        # is committed: this is a plain reader.
-        conf["group.id"] = f"{self._settings.group_id}.ktf-control-reader"
-        conf["client.id"] = f"{self._settings.client_id}-control"
-        return conf
-
     def _run(self) -> None:
         try:
-            consumer = Consumer(self._consumer_conf())
+            consumer = Consumer(reader_conf(self._settings, "control"))
         except (KafkaException, ValueError) as exc:
             log.error("control follower cannot start", error=str(exc))
             return

@@ -23,6 +23,7 @@ from framework import headers as h
 from framework.config import Settings
 from framework.errors import ConfigError, KafkaError
 from framework.kafka.producer import KafkaProducer
+from framework.routing.reader import reader_conf
 
 #: Headers a replayed record must not carry: it is a fresh first delivery.
 _DROPPED_ON_REPLAY = frozenset(
@@ -129,15 +130,7 @@ def read(
     """
     flt = flt or DlqFilter()
     name = dlq_name(topic)
-    conf = settings.librdkafka("consumer")
-    for key in (
-        "partition.assignment.strategy",
-        "session.timeout.ms",
-        "group.instance.id",
-        "group.protocol",
-    ):
-        conf.pop(key, None)
-    conf["group.id"] = f"{settings.group_id}.ktf-dlq-reader"  # required; never joined
+    conf = reader_conf(settings, "dlq")
     try:
         consumer = Consumer(conf)
     except (KafkaException, ValueError) as exc:

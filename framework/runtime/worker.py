@@ -18,14 +18,14 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 
 from framework.config import Settings
-from framework.errors import FrameworkError, KafkaError
+from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
 from framework.kafka.producer import KafkaProducer
 from framework.observability.health import HealthServer, HealthState
@@ -114,15 +114,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         registry = self.registry
         store = self._schemas or SchemaStore.load([self.settings.schemas_dir])
-        codecs: dict[str, HandlerCodecs] = {}
-        for spec in registry.specs:
-            task_codec = store.codec(spec.schema, wire=spec.wire_format)  # type: ignore[arg-type]
-            result_codec = (
-                store.codec(spec.result_schema, wire=spec.wire_format)  # type: ignore[arg-type]
-                if spec.result_schema is not None
-                else None
-            )
-            codecs[spec.topic] = HandlerCodecs(task_codec, result_codec)
+        codecs = build_codecs(registry, store, self.settings)
 
         if self._serve_http:
             self._http = HealthServer(
@@ -490,8 +482,28 @@ def _fmt(tps: Sequence[TP]) -> str:
     return ",".join(f"{t}[{p}]" for t, p in sorted(tps))
 
 
-def _ref(ref: str | Mapping[str, Any] | None, store: SchemaStore) -> str:
-    """A handler's schema reference as a name the store knows."""
-    assert ref is not None
-    name, _parsed = store.resolve(ref)
-    return str(name)
+
+def build_codecs(
+    registry: HandlerRegistry, store: SchemaStore, settings: Settings
+) -> dict[str, HandlerCodecs]:
+    """Each handler's task and result codecs, in its wire format."""
+    codecs: dict[str, HandlerCodecs] = {}
+    for spec in registry.specs:
+        extra: dict[str, Any] = {}
+        if spec.wire_format == "confluent":
+            conf = settings.schema_registry()
+            if conf is None:
+                raise ConfigError(
+                    f"handler {spec.name} (topic {spec.topic!r}) uses wire_format "
+                    "'confluent' but schema_registry_url is not set (KTF_SCHEMA_REGISTRY_URL)"
+                )
+            extra = {"registry": conf, "subject": f"{spec.topic}-value"}
+        task_codec = store.codec(spec.schema, wire=spec.wire_format, **extra)  # type: ignore[arg-type]
+        result_codec = None
+        if spec.result_schema is not None:
+            if extra:
+                reply = spec.default_reply_topic or spec.topic
+                extra = dict(extra, subject=f"{reply}-value")
+            result_codec = store.codec(spec.result_schema, wire=spec.wire_format, **extra)  # type: ignore[arg-type]
+        codecs[spec.topic] = HandlerCodecs(task_codec, result_codec)
+    return codecs

@@ -84,3 +84,16 @@ def test_cancel_remembers_and_stops_a_running_task_only_inside_the_window() -> N
         assert cancelled == ["t-10"] and not svc.is_cancelled("t-9")
     finally:
         loop.close()
+
+
+def test_group_less_reader_config_is_accepted_whatever_the_group_settings() -> None:
+    from confluent_kafka import Consumer
+
+    from framework.config import Settings
+    from framework.routing.reader import reader_conf
+
+    # max.poll.interval.ms below the default session timeout once broke the follower.
+    settings = Settings(max_poll_interval_ms=10_000, session_timeout_ms=6_000)
+    conf = reader_conf(settings, "control")
+    assert "session.timeout.ms" not in conf and "max.poll.interval.ms" not in conf
+    Consumer(conf).close()  # no network until used
