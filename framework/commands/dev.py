@@ -1,4 +1,4 @@
-"""``ktf dev kafka up|down|status``: a local Apache Kafka for development and tests."""
+"""``ktf dev kafka|registry up|down|status``: a local Kafka and schema registry for development."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import sys
 from typing import Any
 
 from framework.devkafka import ClusterSpec, ClusterStatus, down, status, up
+from framework.devkafka import registry as dev_registry
 from framework.devkafka.cluster import DEFAULT_DOWN_TIMEOUT, DEFAULT_UP_TIMEOUT
 from framework.devkafka.spec import DEFAULT_BASE_PORT, DEFAULT_HEAP, DEFAULT_KAFKA_VERSION
 
 
 def register(subparsers: Any) -> None:
     """Add ``dev kafka {up,down,status}`` to the ``ktf`` parser."""
-    dev = subparsers.add_parser("dev", help="development helpers (a local Kafka)")
+    dev = subparsers.add_parser("dev", help="development helpers (a local Kafka and registry)")
     dev_sub = dev.add_subparsers(dest="dev_command", metavar="TOOL")
     dev_sub.required = True
     kafka = dev_sub.add_parser(
@@ -40,6 +41,76 @@ def register(subparsers: Any) -> None:
                 help=f"give up after this long (default {default:.0f})",
             )
         p.set_defaults(func=run)
+    _register_registry(dev_sub)
+
+
+def _register_registry(dev_sub: Any) -> None:
+    """``dev registry {up,down,status}``: a local Apicurio Registry (Confluent API)."""
+    reg = dev_sub.add_parser(
+        "registry",
+        help="run a local Apicurio Registry (Confluent-compatible API) from Maven Central",
+        description="Run a local Apicurio Registry 3.x (needs Java 21+). See docs/wire-formats.md.",
+    )
+    actions = reg.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for name, help_text in (
+        ("up", "start the registry (no-op if it already runs) and wait until it serves"),
+        ("down", "stop the registry (SIGTERM, then SIGKILL after --timeout)"),
+        ("status", "show pid, url and log; exit 0 if it runs, else 1"),
+    ):
+        p = actions.add_parser(name, help=help_text, description=help_text)
+        if name == "up":
+            p.add_argument(
+                "--port",
+                type=int,
+                default=dev_registry.DEFAULT_REGISTRY_PORT,
+                help=f"HTTP port on 127.0.0.1 (default {dev_registry.DEFAULT_REGISTRY_PORT})",
+            )
+            p.add_argument(
+                "--apicurio-version",
+                default=dev_registry.DEFAULT_APICURIO_VERSION,
+                metavar="VERSION",
+                help="io.apicurio:apicurio-registry-app release, 3.x "
+                f"(default {dev_registry.DEFAULT_APICURIO_VERSION})",
+            )
+        if name in ("up", "down"):
+            default = (
+                dev_registry.DEFAULT_UP_TIMEOUT
+                if name == "up"
+                else dev_registry.DEFAULT_DOWN_TIMEOUT
+            )
+            p.add_argument(
+                "--timeout",
+                type=float,
+                default=default,
+                metavar="SECONDS",
+                help=f"give up after this long (default {default:.0f})",
+            )
+        p.set_defaults(func=run_registry)
+
+
+def run_registry(args: argparse.Namespace) -> int:
+    """Dispatch ``dev registry up``, ``down`` or ``status``; return the exit code."""
+    if args.action == "up":
+        url = dev_registry.registry_up(
+            args.port, progress=_progress, timeout=args.timeout, version=args.apicurio_version
+        )
+        print(f"KTF_SCHEMA_REGISTRY_URL={url}")
+        return 0
+    if args.action == "down":
+        before = dev_registry.registry_status()
+        after = dev_registry.registry_down(timeout=args.timeout)
+        if before.running:
+            print(f"stopped the dev registry (pid {before.pid}) at {before.url}")
+        else:
+            print("dev registry was not running")
+        return 1 if after.running else 0
+    st = dev_registry.registry_status()
+    if st.running:
+        print(f"dev registry running: pid {st.pid}, url {st.url}, log {st.log_path}")
+        return 0
+    print(f"dev registry NOT running (state dir {st.state_dir})")
+    return 1
 
 
 def _add_spec_args(p: argparse.ArgumentParser) -> None:

@@ -1,8 +1,9 @@
 """Backpressure: which partitions to pause and resume.
 
-A partition is paused when its buffer (records fetched and not finished) reaches
-the high watermark and resumed when it falls to the low watermark; the gap stops
-pause/resume flapping. A global cap pauses every partition while the worker as a
+A partition is paused when its buffer (records fetched and not finished, or
+finished but still above the commit point because an earlier record is running)
+reaches the high watermark, and resumed when it falls to the low watermark; the gap
+stops pause/resume flapping. A global cap pauses every partition while the worker as a
 whole holds ``max_buffered`` records, and releases them at three quarters of it,
 so memory is bounded whatever the topics hold. The consumer keeps polling while
 paused, so a slow handler never costs the member its place in the group.
@@ -48,10 +49,13 @@ class FlowControl:
         for s in states:
             if s.revoked:
                 continue
-            if s.paused:
-                want = global_paused or s.not_before_paused or s.buffered > low
-            else:
-                want = global_paused or s.not_before_paused or s.buffered >= high
+            # Finished records waiting behind an unfinished one count too: they bound
+            # how much a crash would re-run, not just how much memory is held.
+            load = max(s.buffered, s.tracker.pending)
+            # Hysteresis applies to the partition's own watermarks only, so lifting
+            # the global cap resumes partitions that are below their high mark.
+            s.local_paused = load > low if s.local_paused else load >= high
+            want = global_paused or s.not_before_paused or s.local_paused
             if want != s.paused:
                 s.paused = want
                 (pause if want else resume).append(s.tp)

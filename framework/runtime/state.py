@@ -16,6 +16,7 @@ class PartitionState:
     __slots__ = (
         "buffered",
         "in_flight",
+        "local_paused",
         "not_before_paused",
         "partition",
         "paused",
@@ -35,6 +36,8 @@ class PartitionState:
         #: handler running right now
         self.in_flight = 0
         self.paused = False
+        #: over its own watermarks (as opposed to paused by the global cap)
+        self.local_paused = False
         #: paused until a retry record is due (retry tiers)
         self.not_before_paused = False
         self.revoked = False

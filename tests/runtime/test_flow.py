@@ -63,13 +63,37 @@ def test_global_cap_pauses_everything_and_releases_at_three_quarters() -> None:
     for s in states:
         s.buffered = 18  # 72 total: at or below 75, and each partition at/below... 18 > low
     pause, resume = flow.decide(states)
-    # Global pause released, but each partition is still above its low watermark,
-    # so hysteresis keeps it paused until it drains to `low`.
-    assert (pause, resume) == ([], [])
-    for s in states:
-        s.buffered = 10
+    # Global pause released: partitions below their own high watermark resume at
+    # once (their own hysteresis only applies to pauses they caused).
+    assert pause == [] and sorted(resume) == [("t", p) for p in range(4)]
+
+
+def test_partition_over_its_own_high_stays_paused_when_the_global_cap_lifts() -> None:
+    flow = _flow(high=30, low=10, cap=100)
+    states = [_state(0, 40), _state(1, 30), _state(2, 20), _state(3, 10)]
+    pause, _ = flow.decide(states)
+    assert sorted(pause) == [("t", p) for p in range(4)]
+    states[0].buffered, states[1].buffered = 25, 20  # total 75: cap lifts
     pause, resume = flow.decide(states)
-    assert sorted(resume) == [("t", p) for p in range(4)]
+    assert pause == []
+    assert sorted(resume) == [("t", 2), ("t", 3)]
+    states[0].buffered = 10
+    states[1].buffered = 10
+    assert sorted(flow.decide(states)[1]) == [("t", 0), ("t", 1)]
+
+
+def test_finished_records_behind_an_unfinished_one_count_toward_the_watermark() -> None:
+    flow = _flow(high=10, low=4)
+    s = _state(0, 1)  # one record still running...
+    for offset in range(12):
+        s.tracker.add(offset)
+    for offset in range(1, 12):
+        s.tracker.done(offset)  # ...and eleven finished behind it
+    assert s.tracker.pending == 12
+    assert flow.decide([s]) == ([("t", 0)], [])
+    s.tracker.done(0)
+    s.buffered = 0
+    assert flow.decide([s]) == ([], [("t", 0)])
 
 
 def test_revoked_partitions_are_left_alone() -> None:
