@@ -40,6 +40,7 @@ from framework.errors import (
     TaskExpired,
     TaskTimeout,
 )
+from framework.observability.logging import reset_current_task, set_current_task
 from framework.observability.metrics import WorkerMetrics
 from framework.observability.tracing import TraceContext
 from framework.registry import HandlerSpec
@@ -188,6 +189,7 @@ class TaskRunner:
         current = asyncio.current_task()
         assert current is not None
         self.running[task_id] = current
+        log_token = set_current_task(ctx)
         try:
             if spec.retry.attempts > 1:
                 result = await self._call_with_retries(spec, task, ctx, deadline_ms)
@@ -204,8 +206,12 @@ class TaskRunner:
         except Exception as exc:
             return self._route_failure(env, exc, ctx.trace, type(exc).__name__)
         finally:
+            reset_current_task(log_token)
             self.running.pop(task_id, None)
 
+        if result is None and self._router.reply_topic(env) is None:
+            # Nothing to send: skip building a trace context for the reply.
+            return OUTCOME_OK
         try:
             payload = self._encode_result(spec, codecs, result)
         except EncodeError as exc:
@@ -311,7 +317,7 @@ class TaskRunner:
             env, status=h.STATUS_ERROR, value=None, trace=trace, error=exc, error_type=error_type
         )
         self._metrics.dead_letter(env.spec.name, error_type)
-        log.info("task dead-lettered", where=env.where, error_type=error_type, error=str(exc))
+        log.warning("task dead-lettered", where=env.where, error_type=error_type, error=str(exc))
 
 
 async def _call_once(

@@ -66,6 +66,7 @@ class Worker:
         self._http: HealthServer | None = None
         self._states: dict[TP, PartitionState] = {}
         self._pools: dict[str, HandlerPool] = {}
+        self._codecs: dict[str, HandlerCodecs] = {}
         self._flow = FlowControl(settings)
         self._executor: ThreadPoolExecutor | None = None
         self._consumer: KafkaConsumer | None = None
@@ -130,6 +131,7 @@ class Worker:
             on_finished=self._finished,
             on_undeliverable=self._undeliverable_record,
         )
+        self._codecs = codecs
         self._runner = TaskRunner(codecs, self._router, self.metrics)
         # issue 4 hook: tier topics map back to their handler; cancels via ktf.control
         self._tiers = tier_map(registry)
@@ -254,6 +256,10 @@ class Worker:
                 await asyncio.get_running_loop().run_in_executor(None, self._control.stop)
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
+            for pair in self._codecs.values():
+                pair.task.close()
+                if pair.result is not None:
+                    pair.result.close()
             if self._http is not None:
                 self._http.stop()
             log.info("worker stopped", undeliverable=self._undeliverable)
@@ -296,27 +302,36 @@ class Worker:
         states = self._states
         pools = self._pools
         registry = self.registry
+        # Records of one partition arrive together: resolve state, spec and pool once
+        # per run of records rather than once per record.
+        last: tuple[str | None, int | None] = (None, None)
+        state: PartitionState | None = None
+        spec: Any = None
+        submit: Any = None
         for msg in messages:
-            tp = (msg.topic(), msg.partition())
-            state = states.get(tp)
-            if state is None or state.revoked:
+            topic, partition = msg.topic(), msg.partition()
+            if (topic, partition) != last:
+                last = (topic, partition)
+                state = states.get(last)  # type: ignore[arg-type]
+                spec = registry.get(topic)
+                submit = None
+                if spec is not None:
+                    submit = pools[spec.topic].submit
+                else:
+                    spec = self._tiers.get(topic)  # issue 4: a retry tier of a handler
+                    if spec is not None:
+                        # A retry record waits for its not-before.
+                        submit = self._gate.offer  # type: ignore[union-attr]
+            if state is None or state.revoked or submit is None:
                 continue
-            spec = registry.get(tp[0])
-            tier_spec = None if spec is not None else self._tiers.get(tp[0])  # issue 4 hook
-            if spec is None:
-                if tier_spec is None:
-                    continue
-                spec = tier_spec
             offset = msg.offset()
-            env = Envelope(
-                state, spec, offset, msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]
-            )
             state.tracker.add(offset)
             state.buffered += 1
-            if tier_spec is not None:  # issue 4 hook: a retry record waits for its not-before
-                self._gate.offer(env)  # type: ignore[union-attr]
-                continue
-            pools[spec.topic].submit(env)
+            submit(
+                Envelope(
+                    state, spec, offset, msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]
+                )
+            )
 
     async def _apply_flow(self) -> None:
         pause, resume = self._flow.decide(self._states.values())
@@ -480,7 +495,6 @@ class Worker:
 
 def _fmt(tps: Sequence[TP]) -> str:
     return ",".join(f"{t}[{p}]" for t, p in sorted(tps))
-
 
 
 def build_codecs(

@@ -118,6 +118,9 @@ class Codec:
         """
         return self._read(data, 0, self.schema)
 
+    def close(self) -> None:
+        """Release connections the codec holds (a schema registry client); idempotent."""
+
     # -- for subclasses ----------------------------------------------------------
 
     def _frame(self) -> bytes:

@@ -90,6 +90,15 @@ class ConfluentCodec(Codec):
                     )
         return self._client
 
+    def close(self) -> None:
+        """Close the registry client if this codec built it from a config dict."""
+        client, owned = self._client, self._registry_conf is not None
+        if client is not None and owned:
+            self._client = None
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+
     # -- encoding ----------------------------------------------------------------
 
     @property

@@ -145,9 +145,7 @@ def _compile(schema: Any, named: Mapping[str, Any], cache: dict[str, Check]) -> 
         values = _compile(schema["values"], named, cache)
 
         def map_(v: Any) -> bool:
-            return type(v) is dict and all(
-                type(k) is str and values(x) for k, x in v.items()
-            )
+            return type(v) is dict and all(type(k) is str and values(x) for k, x in v.items())
 
         return map_
     if kind == "fixed":

@@ -30,7 +30,11 @@ SCHEMA = fastavro.parse_schema(
                 "type": {"type": "enum", "name": "t.Color", "symbols": ["RED", "GREEN"]},
                 "default": "RED",
             },
-            {"name": "fx", "type": {"type": "fixed", "name": "t.Four", "size": 4}, "default": "abcd"},
+            {
+                "name": "fx",
+                "type": {"type": "fixed", "name": "t.Four", "size": 4},
+                "default": "abcd",
+            },
             {
                 "name": "child",
                 "type": [
