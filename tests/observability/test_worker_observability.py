@@ -181,3 +181,116 @@ def test_healthz_stays_healthy_while_the_broker_is_down(tmp_path: Path, unique: 
         asyncio.run(asyncio.wait_for(scenario(), 120))
     finally:
         down(spec)
+
+
+def test_trace_id_survives_task_retry_dead_letter_and_reply(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    from framework import RetryPolicy
+    from tests._kafka import consume_all, headers_of
+
+    topic = f"{unique}.trace"
+    seen_traces: dict[str, list[str]] = {}
+
+    @handler(
+        topic=topic,
+        schema="ktf.examples.WordCountTask",
+        result_schema="ktf.examples.WordCountResult",
+        retry=RetryPolicy(tiers=("1s",)),
+    )
+    async def always_fails(task: dict[str, Any], ctx: TaskContext) -> None:
+        seen_traces.setdefault(ctx.task_id, []).append(ctx.trace.trace_id)
+        raise ValueError("fails on every attempt")
+
+    spec = spec_of(always_fails)
+    assert spec is not None
+    registry = HandlerRegistry([spec])
+    settings = settings_for(kafka_bootstrap, unique)
+    KafkaAdmin(settings).ensure_topics(topic_specs(registry, 1, 1))
+    incoming = "4bf92f3577b34da6a3ce929d0e0e4736"
+    value = CODEC.encode({"text": "x", "lowercase": True})
+    produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (
+                b"a",
+                value,
+                {"ktf-task-id": "traced", "traceparent": f"00-{incoming}-00f067aa0ba902b7-01"},
+            ),
+            (b"b", value, {"ktf-task-id": "untraced"}),
+        ],
+    )
+
+    async def scenario() -> None:
+        async with Worker(settings, registry, schemas=STORE):
+            deadline = time.monotonic() + 30
+            while sum(len(v) for v in seen_traces.values()) < 4:
+                assert time.monotonic() < deadline, f"attempts seen: {seen_traces}"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+
+    asyncio.run(scenario())
+    retries = consume_all(kafka_bootstrap, [f"{topic}.retry.1s"], 2, timeout=10)
+    dead = consume_all(kafka_bootstrap, [f"{topic}.dlq"], 2, timeout=10)
+    replies = consume_all(kafka_bootstrap, [f"{topic}.reply"], 2, timeout=10)
+    assert len(retries) == len(dead) == len(replies) == 2
+
+    def trace_ids(msgs: list[Any]) -> dict[str, str]:
+        out = {}
+        for m in msgs:
+            hdrs = headers_of(m)
+            out[hdrs["ktf-task-id"]] = hdrs["traceparent"].split("-")[1]
+        return out
+
+    for task_id in ("traced", "untraced"):
+        ids = {
+            trace_ids(retries)[task_id],
+            trace_ids(dead)[task_id],
+            trace_ids(replies)[task_id],
+            *seen_traces[task_id],
+        }
+        assert len(ids) == 1, f"{task_id}: trace ids diverged: {ids}"
+    assert trace_ids(dead)["traced"] == incoming
+
+
+def test_failing_task_log_line_carries_the_task_context(kafka_bootstrap: str, unique: str) -> None:
+    import io
+    import json
+
+    from framework.observability.logging import configure_logging
+
+    topic = f"{unique}.logs"
+    registry = registry_for(topic, [])
+    settings = settings_for(kafka_bootstrap, unique)
+    KafkaAdmin(settings).ensure_topics(topic_specs(registry, 1, 1))
+    produce(
+        kafka_bootstrap,
+        topic,
+        [(b"k", CODEC.encode({"text": "boom", "lowercase": True}), {"ktf-task-id": "logged-1"})],
+    )
+    stream = io.StringIO()
+    configure_logging(level="INFO", fmt="json", stream=stream)
+    try:
+
+        async def scenario() -> None:
+            async with Worker(settings, registry, schemas=STORE):
+                deadline = time.monotonic() + 30
+                while "task dead-lettered" not in stream.getvalue():
+                    assert time.monotonic() < deadline, stream.getvalue()[-2000:]
+                    await asyncio.sleep(0.05)
+
+        asyncio.run(scenario())
+    finally:
+        configure_logging(level="INFO", fmt="auto")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    failure = next(line for line in lines if line.get("event") == "task dead-lettered")
+    assert failure["task_id"] == "logged-1"
+    assert failure["topic"] == topic
+    assert failure["partition"] == 0
+    assert failure["offset"] == 0
+    assert failure["attempt"] == 1
+    assert len(failure["trace_id"]) == 32
+    assert failure["error_type"] == "ValueError"
+    # Nothing is logged per successful record at INFO: only lifecycle lines and the failure.
+    assert sum(1 for line in lines if line.get("task_id")) == 1

@@ -30,6 +30,9 @@ class RecordingRouter:
     def end(self, env: Envelope) -> None:
         pass
 
+    def reply_topic(self, env: Envelope) -> str | None:
+        return f"{env.spec.topic}.reply"
+
     def reply(self, env: Envelope, *, status: str, **kw: Any) -> bool:
         self.calls.append(("reply", status))
         return True
