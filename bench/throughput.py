@@ -36,6 +36,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from framework.config import Settings
 from framework.kafka.admin import KafkaAdmin, TopicSpec
+from framework.observability.metrics import WorkerMetrics
 from framework.registry import HandlerRegistry, handler, spec_of
 from framework.runtime.worker import Worker
 from framework.serde import SchemaStore
@@ -150,6 +151,7 @@ def worker_phase(
     concurrency: int,
     batch: int,
     profile: cProfile.Profile | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> Result:
     marks: dict[str, float] = {}
     count = 0
@@ -181,7 +183,10 @@ def worker_phase(
 
     async def main() -> None:
         worker = Worker(
-            settings, HandlerRegistry([spec]), schemas=SchemaStore.load([ROOT / "schemas"])
+            settings,
+            HandlerRegistry([spec]),
+            schemas=SchemaStore.load([ROOT / "schemas"]),
+            metrics=metrics,
         )
         async with worker:
             await asyncio.wait_for(done.wait(), PHASE_TIMEOUT)
@@ -197,6 +202,16 @@ def worker_phase(
     return Result(
         name, count, marks["last"] - marks["first"], marks["cpu1"] - marks["cpu0"], _peak_rss()
     )
+
+
+class NullMetrics(WorkerMetrics):
+    """Per-record instrumentation switched off, to measure what it costs."""
+
+    def task_finished(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def in_flight(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def asyncio_floor(concurrency: int, seconds: float = 3.0) -> float:
@@ -259,6 +274,40 @@ def main() -> None:
         batch=args.batch_size,
     )
     print(b.line(f"b/a = {b.rate / a.rate:.2f} (target >= 0.8)"), flush=True)
+    # Instrumentation cost: the same phase with per-record metrics switched off,
+    # alternated with the instrumented one; best of each (the machine is shared).
+    plain, instrumented = [], [b.rate]
+    for i in range(2):
+        plain.append(
+            worker_phase(
+                "(b0) no-op, metrics off",
+                bootstrap,
+                topic,
+                n,
+                sleep=0.0,
+                concurrency=100,
+                batch=args.batch_size,
+                metrics=NullMetrics(),
+            ).rate
+        )
+        if i == 0:
+            instrumented.append(
+                worker_phase(
+                    "(b) again",
+                    bootstrap,
+                    topic,
+                    n,
+                    sleep=0.0,
+                    concurrency=100,
+                    batch=args.batch_size,
+                ).rate
+            )
+    cost = 1 - max(instrumented) / max(plain)
+    print(
+        f"metrics cost on (b): {cost:+.1%} of throughput (instrumented "
+        f"{max(instrumented):,.0f}/s vs off {max(plain):,.0f}/s; target <= 5%)",
+        flush=True,
+    )
     for c in args.concurrency:
         r = worker_phase(
             f"(c) worker, 10 ms, C={c}",
