@@ -20,7 +20,10 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3) -> 
 
 
 def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, dict[str, str]]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None, dict[str, str]]],
+    partition: int | None = None,
 ) -> int:
     """Produce (key, value, headers) tuples; returns how many were acknowledged."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
@@ -43,6 +46,7 @@ def produce(
                     key=key,
                     headers=[(k, v.encode()) for k, v in headers.items()],
                     on_delivery=on_delivery,
+                    **({} if partition is None else {"partition": partition}),
                 )
                 break
             except BufferError:

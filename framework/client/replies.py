@@ -231,5 +231,7 @@ class ReplyListener:
             except (KafkaException, RuntimeError) as exc:
                 log.warning("reply consumer close failed", error=str(exc))
             self._consumer = None
-        if self._pending:
-            self._fail_all(on_pending())
+        if self._pending and self._loop is not None:
+            # stop() runs on an executor thread; futures belong to the loop.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._fail_all, on_pending())

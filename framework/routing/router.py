@@ -38,13 +38,17 @@ class Router:
         group_id: str,
         on_finished: Callable[[Envelope], None],
         on_undeliverable: Callable[[Envelope, Exception], None],
+        on_aborted: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._producer = producer
         self._group_id = group_id
         self._on_finished = on_finished
         self._on_undeliverable = on_undeliverable
-        # (envelope, error or None, topic) appended by the poll thread.
-        self._reports: deque[tuple[Envelope, Any, str]] = deque()
+        self._on_aborted = on_aborted
+        # (envelope, error or None, topic, critical) appended by the poll thread. A
+        # non-critical record (the error reply beside a dead letter) may fail without
+        # holding the task back: the dead letter already keeps it.
+        self._reports: deque[tuple[Envelope, Any, str, bool]] = deque()
 
     # -- delivery accounting -------------------------------------------------------
 
@@ -56,6 +60,11 @@ class Router:
         """Release the hold taken by :meth:`begin`."""
         self._settle(env)
 
+    def abort(self, env: Envelope) -> None:
+        """Release the hold of a task that did not finish (cancelled by shutdown)."""
+        env.aborted = True
+        self._settle(env)
+
     def _produce(
         self,
         env: Envelope,
@@ -63,34 +72,48 @@ class Router:
         value: bytes | None,
         key: bytes | None,
         headers: list[tuple[str, bytes]],
+        *,
+        critical: bool = True,
     ) -> None:
         reports = self._reports
 
         def delivered(err: Any, _msg: Any) -> None:
-            reports.append((env, err, topic))
+            reports.append((env, err, topic, critical))
 
         env.pending_deliveries += 1
         try:
             self._producer.produce(topic, value, key=key, headers=headers, on_delivery=delivered)
         except Exception as exc:
             # Queue-full timeout or an invalid record: treat as a failed delivery.
-            reports.append((env, exc, topic))
+            reports.append((env, exc, topic, critical))
 
     def drain(self) -> int:
         """Apply queued delivery reports (on the event loop). Returns how many."""
         reports = self._reports
         n = 0
         while reports:
-            env, err, topic = reports.popleft()
+            env, err, topic, critical = reports.popleft()
             n += 1
-            if err is not None and env.delivery_error is None:
-                env.delivery_error = RuntimeError(f"delivery to {topic!r} failed: {err}")
+            if err is not None:
+                if not critical:
+                    log.warning(
+                        "error reply could not be delivered; the dead letter keeps the task",
+                        where=env.where,
+                        topic=topic,
+                        error=str(err),
+                    )
+                elif env.delivery_error is None:
+                    env.delivery_error = RuntimeError(f"delivery to {topic!r} failed: {err}")
             self._settle(env)
         return n
 
     def _settle(self, env: Envelope) -> None:
         env.pending_deliveries -= 1
         if env.pending_deliveries > 0:
+            return
+        if env.aborted:
+            if self._on_aborted is not None:
+                self._on_aborted(env)
             return
         err = env.delivery_error
         if err is None:
@@ -133,7 +156,7 @@ class Router:
         hdrs[h.CORRELATION_ID] = env.header(h.CORRELATION_ID) or hdrs[h.TASK_ID]
         if error is not None:
             hdrs.update(error_headers(error, error_type))
-        self._produce(env, topic, value, env.key, h.encode(hdrs))
+        self._produce(env, topic, value, env.key, h.encode(hdrs), critical=not env.dead_lettered)
         return True
 
     def dead_letter(

@@ -125,14 +125,28 @@ class TaskRunner:
         metrics.in_flight(spec.name, 1)
         started = time.perf_counter()
         outcome = OUTCOME_OK
+        routed = False
         try:
             outcome = await self._run(env, spec)
+            routed = True
+        except Exception as exc:
+            # A framework bug, not the handler's failure (those are routed in _run):
+            # dead-letter the record rather than lose it or stall its partition.
+            log.exception("task processing failed inside the framework", where=env.where)
+            self._dead_letter(env, exc, _trace({}), "InternalError")
+            outcome = OUTCOME_DEAD
+            routed = True
         finally:
             metrics.in_flight(spec.name, -1)
             now = time.perf_counter()
             e2e = time.time() - env.timestamp / 1000.0 if env.timestamp > 0 else None
             metrics.task_finished(spec.name, env.topic, outcome, now - started, e2e)
-            router.end(env)
+            if routed:
+                router.end(env)
+            else:
+                # Cancelled by shutdown: the task did not finish, so its offset must
+                # not count as finished (the next owner runs it again).
+                router.abort(env)
 
     async def _run(self, env: Envelope, spec: HandlerSpec) -> str:
         hdrs = h.to_dict(env.headers) if env.headers else {}  # type: ignore[arg-type]
@@ -195,19 +209,23 @@ class TaskRunner:
                 result = await self._call_with_retries(spec, task, ctx, deadline_ms)
             else:
                 result = await _call_once(spec, task, ctx, deadline_ms)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if current.cancelling() and self.is_cancelled(task_id):
                 # Cancelled through the control topic: report it and keep the worker alive.
                 current.uncancel()
                 err = TaskCancelled(f"task {task_id} was cancelled while running")
                 self._reply_final(env, h.STATUS_CANCELLED, err, ctx.trace)
                 return OUTCOME_CANCELLED
-            raise
+            if current.cancelling():
+                raise  # the worker itself is being stopped
+            # The handler awaited something that was cancelled: its own failure.
+            return self._route_failure(env, exc, ctx.trace, "CancelledError")
         except Exception as exc:
             return self._route_failure(env, exc, ctx.trace, type(exc).__name__)
         finally:
             reset_current_task(log_token)
-            self.running.pop(task_id, None)
+            if self.running.get(task_id) is current:
+                del self.running[task_id]
 
         if result is None and self._router.reply_topic(env) is None:
             # Nothing to send: skip building a trace context for the reply.
@@ -215,6 +233,8 @@ class TaskRunner:
         try:
             payload = self._encode_result(spec, codecs, result)
         except EncodeError as exc:
+            if exc.retriable:  # e.g. the schema registry is away: try the task again
+                return self._route_failure(env, exc, ctx.trace, "EncodeError")
             self._dead_letter(env, exc, ctx.trace, "EncodeError")
             return OUTCOME_DEAD
         self._router.reply(env, status=h.STATUS_OK, value=payload, trace=ctx.trace)

@@ -32,10 +32,17 @@ class FlowControl:
         self.global_low = max(0, settings.max_buffered * 3 // 4)
         self.global_paused = False
 
-    def decide(self, states: Iterable[PartitionState]) -> tuple[list[TP], list[TP]]:
-        """Partitions to pause and to resume now; updates each state's ``paused`` flag."""
+    def decide(
+        self, states: Iterable[PartitionState], *, exempt: int = 0
+    ) -> tuple[list[TP], list[TP]]:
+        """Partitions to pause and to resume now; updates each state's ``paused`` flag.
+
+        ``exempt`` records are left out of the global total: retry records held
+        until due are bounded by their own partition's pause, and counting them
+        would stall fresh tasks for as long as a tier's delay.
+        """
         states = list(states)
-        total = 0
+        total = -exempt
         for s in states:
             total += s.buffered
         if self.global_paused:

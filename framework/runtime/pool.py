@@ -129,7 +129,11 @@ class HandlerPool:
                             # Revoked while waiting for a global slot: the new owner runs it.
                             self._on_skip(env)
             except asyncio.CancelledError:
-                raise
+                task = asyncio.current_task()
+                if self._closing or (task is not None and task.cancelling()):
+                    raise
+                # A stray cancellation must not take a worker coroutine down with it.
+                log.error("task processing was cancelled unexpectedly", where=env.where)
             except Exception:  # process() routes handler errors; this is a framework bug
                 log.exception("task processing crashed", where=env.where)
             finally:

@@ -47,6 +47,7 @@ class Envelope:
     """One fetched record on its way through the pool. Slots keep it small."""
 
     __slots__ = (
+        "aborted",
         "attempt",
         "dead_lettered",
         "delivery_error",
@@ -85,6 +86,8 @@ class Envelope:
         self.timestamp = timestamp
         self.lane: Any = None
         self.pending_deliveries = 0
+        #: stopped before it finished (shutdown): its offset must stay unfinished
+        self.aborted = False
         self.delivery_error: Exception | None = None
         self.dead_lettered = False
         self.attempt = 1

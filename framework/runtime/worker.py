@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -43,6 +44,8 @@ from framework.serde import SchemaStore
 log = structlog.get_logger("framework.worker")
 
 _GAUGE_INTERVAL = 1.0
+#: Least time given to leaving the group at shutdown, beyond what the drain left.
+_CLOSE_TIMEOUT_MIN = 3.0
 
 
 class Worker:
@@ -130,6 +133,7 @@ class Worker:
             group_id=self.settings.group_id,
             on_finished=self._finished,
             on_undeliverable=self._undeliverable_record,
+            on_aborted=self._aborted,
         )
         self._codecs = codecs
         self._runner = TaskRunner(codecs, self._router, self.metrics)
@@ -235,12 +239,23 @@ class Worker:
                 await self._drain_until(lambda: self._in_flight() == 0, deadline, poll=True)
                 if self._in_flight():
                     log.warning("drain timeout: tasks still running", running=self._in_flight())
-                await self._commit(sync=True)
+                # A synchronous commit blocks while the group coordinator is away; the
+                # drain bound applies to it too (close() below aborts it).
+                await asyncio.wait_for(
+                    self._commit(sync=True), max(1.0, deadline - time.monotonic())
+                )
+        except TimeoutError:
+            log.warning("final commit timed out (is the broker reachable?); closing anyway")
         except FrameworkError as exc:
             log.error("error while draining", error=str(exc))
         finally:
             if consumer is not None:
-                await self._call(consumer.close)
+                close_timeout = max(_CLOSE_TIMEOUT_MIN, deadline - time.monotonic() + 5.0)
+                if not await _close_bounded(consumer, close_timeout):
+                    log.error(
+                        "leaving the group timed out (is the broker reachable?); exiting anyway",
+                        timeout=round(close_timeout, 1),
+                    )
             for pool in self._pools.values():
                 await pool.stop()
             if self._producer is not None:
@@ -255,7 +270,7 @@ class Worker:
             if self._control is not None:  # issue 4 hook
                 await asyncio.get_running_loop().run_in_executor(None, self._control.stop)
             if self._executor is not None:
-                self._executor.shutdown(wait=True)
+                self._executor.shutdown(wait=False)
             for pair in self._codecs.values():
                 pair.task.close()
                 if pair.result is not None:
@@ -334,7 +349,8 @@ class Worker:
             )
 
     async def _apply_flow(self) -> None:
-        pause, resume = self._flow.decide(self._states.values())
+        held = self._gate.held if self._gate is not None else 0
+        pause, resume = self._flow.decide(self._states.values(), exempt=held)
         if (pause or resume) and self._consumer is not None:
             if pause:
                 await self._call(self._consumer.pause, pause)
@@ -353,6 +369,12 @@ class Worker:
     def _finished(self, env: Envelope) -> None:
         state = env.state
         state.tracker.done(env.offset)
+        state.buffered -= 1
+        state.in_flight -= 1
+
+    def _aborted(self, env: Envelope) -> None:
+        # Not finished: the tracker keeps the offset open, so no commit passes it.
+        state = env.state
         state.buffered -= 1
         state.in_flight -= 1
 
@@ -426,21 +448,37 @@ class Worker:
 
     def _on_assign(self, tps: list[TP]) -> None:
         self.metrics.rebalance("assign")
-        self._on_loop(self._assigned(tps), 10.0)
+        consumer = self._consumer
+        if consumer is not None:
+            # librdkafka keeps a partition's pause across revoke and re-assign, while
+            # its new state here starts unpaused: make the two agree.
+            consumer.resume(tps)
+        loop = self._loop
+        assert loop is not None
+        # Scheduled before this consume() returns, so the states exist before any of
+        # the partitions' records are dispatched; no waiting on the loop needed.
+        loop.call_soon_threadsafe(self._assigned, tps)
 
     def _on_revoke(self, tps: list[TP]) -> None:
         self.metrics.rebalance("revoke")
         offsets = self._on_loop(self._revoked(tps), self.settings.revoke_timeout + 5.0)
-        if offsets and self._consumer is not None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        consumer.resume(tps)
+        if offsets:
             try:
-                self._consumer.commit(offsets, asynchronous=False)
+                # While stopping, the final commit already ran; do not block close().
+                consumer.commit(offsets, asynchronous=self._stopping)
             except KafkaError as exc:
                 self.metrics.commit_failure()
                 log.warning("commit on revoke failed", error=str(exc))
 
     def _on_lost(self, tps: list[TP]) -> None:
         self.metrics.rebalance("lost")
-        self._on_loop(self._lost(tps), 10.0)
+        loop = self._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(self._lost, tps)
 
     def _on_loop(self, coro: Any, timeout: float) -> Any:
         loop = self._loop
@@ -449,11 +487,13 @@ class Worker:
         try:
             return fut.result(timeout)
         except Exception as exc:
-            log.error("rebalance handling failed", error=repr(exc))
-            fut.cancel()
+            # Not cancelled: the coroutine still runs when the loop gets to it (and
+            # releases the partitions' state); only this callback's commit is skipped,
+            # which is safe (the new owner re-runs from the last commit).
+            log.error("rebalance handling timed out or failed", error=repr(exc))
             return None
 
-    async def _assigned(self, tps: list[TP]) -> None:
+    def _assigned(self, tps: list[TP]) -> None:
         for tp in tps:
             self._states[tp] = PartitionState(*tp)
         self.events.append(("assign", list(tps)))
@@ -470,7 +510,7 @@ class Worker:
         await self._drain_until(lambda: all(s.in_flight == 0 for s in states), deadline, poll=False)
         offsets: dict[TP, int] = {}
         for state in states:
-            point = state.tracker.commit_point()
+            point = state.tracker.committable()
             if point is not None:
                 offsets[state.tp] = point
             if state.in_flight:
@@ -484,13 +524,37 @@ class Worker:
         log.info("partitions revoked", partitions=_fmt(tps), committed=len(offsets))
         return offsets
 
-    async def _lost(self, tps: list[TP]) -> None:
+    def _lost(self, tps: list[TP]) -> None:
         for tp in tps:
             state = self._states.pop(tp, None)
             if state is not None:
                 state.revoked = True
         self.events.append(("lost", list(tps)))
         log.warning("partitions lost", partitions=_fmt(tps))
+
+
+async def _close_bounded(consumer: KafkaConsumer, timeout: float) -> bool:
+    """Close the consumer on a daemon thread; False if it did not finish in time.
+
+    librdkafka's close has no timeout of its own and waits for an unreachable
+    coordinator; a daemon thread lets the process exit regardless. It is not the
+    consumer thread, which may still be stuck in a commit that close aborts.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            consumer.close()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="ktf-consumer-close", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not done.is_set():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def _fmt(tps: Sequence[TP]) -> str:

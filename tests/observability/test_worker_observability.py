@@ -60,14 +60,14 @@ def registry_for(topic: str, seen: list[str]) -> HandlerRegistry:
 
 
 def settings_for(bootstrap: str, unique: str, **extra: Any) -> Settings:
-    return Settings(
-        bootstrap_servers=bootstrap,
-        group_id=f"{unique}-g",
-        metrics_port=0,
-        commit_interval=0.2,
-        schemas_dir=str(ROOT / "schemas"),
-        **extra,
-    )
+    base: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": f"{unique}-g",
+        "metrics_port": 0,
+        "commit_interval": 0.2,
+        "schemas_dir": str(ROOT / "schemas"),
+    }
+    return Settings(**(base | extra))
 
 
 def test_metrics_scrape_counts_every_task_by_outcome(kafka_bootstrap: str, unique: str) -> None:
@@ -160,25 +160,45 @@ def test_healthz_stays_healthy_while_the_broker_is_down(tmp_path: Path, unique: 
     up(spec, timeout=120)
     try:
         topic = f"{unique}.obs"
-        registry = registry_for(topic, [])
-        settings = settings_for(spec.bootstrap_servers, unique, stall_timeout=1.0)
+        seen: list[str] = []
+        registry = registry_for(topic, seen)
+        # Finished tasks stay uncommitted until shutdown, whose commit then meets no broker.
+        settings = settings_for(
+            spec.bootstrap_servers, unique, stall_timeout=1.0, commit_interval=600.0
+        )
         KafkaAdmin(settings).ensure_topics(topic_specs(registry, 1, 1))
+        produce(
+            spec.bootstrap_servers,
+            topic,
+            [(b"k", CODEC.encode({"text": "fine", "lowercase": True}), {}) for _ in range(5)],
+        )
+        stop_seconds = 0.0
 
         async def scenario() -> None:
+            nonlocal stop_seconds
             worker = Worker(settings, registry, schemas=STORE, serve_http=True)
             await worker.start()
             try:
                 base = f"http://127.0.0.1:{worker.http_port}"
                 assert (await asyncio.to_thread(get, base + "/healthz"))[0] == 200
+                deadline = time.monotonic() + 30
+                while len(seen) < 5:
+                    assert time.monotonic() < deadline, "tasks did not run"
+                    await asyncio.sleep(0.05)
                 await asyncio.to_thread(down, spec)
                 for _ in range(6):
                     await asyncio.sleep(0.5)
                     status, body = await asyncio.to_thread(get, base + "/healthz")
                     assert status == 200, f"unhealthy while the broker is away: {body}"
             finally:
-                await worker.stop(drain_timeout=1.0)
+                t0 = time.monotonic()
+                await worker.stop(drain_timeout=2.0)
+                stop_seconds = time.monotonic() - t0
 
-        asyncio.run(asyncio.wait_for(scenario(), 120))
+        asyncio.run(asyncio.wait_for(scenario(), 150))
+        print(f"stop with the broker down took {stop_seconds:.1f} s")
+        # The drain bound covers the final commit; leaving the group gets 5 s more.
+        assert stop_seconds < 2.0 + 5.0 + 2.0
     finally:
         down(spec)
 

@@ -110,3 +110,14 @@ def test_not_before_pause_holds_until_cleared() -> None:
     assert flow.decide([s]) == ([("t", 0)], [])
     s.not_before_paused = False
     assert flow.decide([s]) == ([], [("t", 0)])
+
+
+def test_records_held_for_retry_do_not_count_toward_the_global_cap() -> None:
+    flow = _flow(high=1000, low=10, cap=100)
+    held, fresh = _state(0, 90), _state(1, 20)
+    held.not_before_paused = True
+    pause, _ = flow.decide([held, fresh], exempt=90)
+    assert pause == [("t", 0)]  # only the gate's own pause
+    assert not fresh.paused
+    pause, _ = flow.decide([held, fresh], exempt=0)
+    assert pause == [("t", 1)]  # counted, the same records would pause everything
