@@ -533,7 +533,7 @@ class Worker:
         log.warning("partitions lost", partitions=_fmt(tps))
 
 
-async def _close_bounded(consumer: KafkaConsumer, timeout: float) -> bool:
+async def _close_bounded(consumer: KafkaConsumer, seconds: float) -> bool:
     """Close the consumer on a daemon thread; False if it did not finish in time.
 
     librdkafka's close has no timeout of its own and waits for an unreachable
@@ -549,7 +549,7 @@ async def _close_bounded(consumer: KafkaConsumer, timeout: float) -> bool:
             done.set()
 
     threading.Thread(target=run, name="ktf-consumer-close", daemon=True).start()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while not done.is_set():
         if time.monotonic() >= deadline:
             return False
