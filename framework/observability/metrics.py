@@ -273,6 +273,14 @@ class WorkerMetrics:
                 cell = self._in_flight[handler] = [0]
             cell[0] += delta
 
+    def set_in_flight(self, handler: str, n: int) -> None:
+        """Set the handler's in-flight gauge (the worker samples its pools each second)."""
+        cell = self._in_flight.get(handler)
+        if cell is None:
+            with self._lock:
+                cell = self._in_flight.setdefault(handler, [0])
+        cell[0] = n
+
     def set_buffered(self, n: int) -> None:
         """Set the number of records waiting in the partition buffers."""
         self._buffered = n  # a single store: atomic, no lock needed

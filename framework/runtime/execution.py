@@ -122,7 +122,6 @@ class TaskRunner:
         router = self._router
         router.begin(env)
         metrics = self._metrics
-        metrics.in_flight(spec.name, 1)
         started = time.perf_counter()
         outcome = OUTCOME_OK
         routed = False
@@ -137,7 +136,6 @@ class TaskRunner:
             outcome = OUTCOME_DEAD
             routed = True
         finally:
-            metrics.in_flight(spec.name, -1)
             now = time.perf_counter()
             e2e = time.time() - env.timestamp / 1000.0 if env.timestamp > 0 else None
             metrics.task_finished(spec.name, env.topic, outcome, now - started, e2e)
@@ -207,6 +205,8 @@ class TaskRunner:
         try:
             if spec.retry.attempts > 1:
                 result = await self._call_with_retries(spec, task, ctx, deadline_ms)
+            elif spec.timeout is None and deadline_ms is None:
+                result = await spec.fn(task, ctx)  # the common case: no timer to arm
             else:
                 result = await _call_once(spec, task, ctx, deadline_ms)
         except asyncio.CancelledError as exc:

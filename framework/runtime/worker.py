@@ -363,6 +363,9 @@ class Worker:
         states = self._states.values()
         self.metrics.set_buffered(sum(s.buffered for s in states))
         self.metrics.set_paused(sum(1 for s in states if s.paused))
+        # Sampled rather than counted per task: instrumentation stays off the hot path.
+        for pool in self._pools.values():
+            self.metrics.set_in_flight(pool.spec.name, pool.running)
 
     # -- completion -------------------------------------------------------------------
 
