@@ -119,7 +119,7 @@ class _HotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         m = self._m
         with m._lock:
-            # Copy under the lock so a scrape sees one consistent instant.
+            # Copy under the lock: no cell is added while the dicts are read.
             tasks = {k: v[0] for k, v in m._tasks.items()}
             dur = {k: _copy_hist(v) for k, v in m._dur.items()}
             e2e = {k: _copy_hist(v) for k, v in m._e2e.items()}
@@ -246,24 +246,27 @@ class WorkerMetrics:
         duration_s: float,
         e2e_s: float | None,
     ) -> None:
-        """Count one finished task and observe its duration (and end-to-end latency)."""
+        """Count one finished task and observe its duration (and end-to-end latency).
+
+        Called from the event loop only. Cells are created under the lock (a scrape
+        iterates the dicts); updating an existing cell takes no lock, so a scrape may
+        see a task counted an instant before its duration is, never a torn value.
+        """
         key = (handler, topic, outcome)
-        with self._lock:
-            cell = self._tasks.get(key)
-            if cell is None:
-                cell = self._tasks[key] = [0]
-            cell[0] += 1
-            h = self._dur.get(handler)
-            if h is None:
-                h = self._dur[handler] = _Hist(len(DURATION_BUCKETS))
-            h.counts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
-            h.sum += duration_s
-            if e2e_s is not None:
-                e = self._e2e.get(handler)
-                if e is None:
-                    e = self._e2e[handler] = _Hist(len(E2E_BUCKETS))
-                e.counts[bisect_left(E2E_BUCKETS, e2e_s)] += 1
-                e.sum += e2e_s
+        cell = self._tasks.get(key)
+        h = self._dur.get(handler)
+        e = self._e2e.get(handler)
+        if cell is None or h is None or e is None:
+            with self._lock:
+                cell = self._tasks.setdefault(key, [0])
+                h = self._dur.setdefault(handler, _Hist(len(DURATION_BUCKETS)))
+                e = self._e2e.setdefault(handler, _Hist(len(E2E_BUCKETS)))
+        cell[0] += 1
+        h.counts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
+        h.sum += duration_s
+        if e2e_s is not None:
+            e.counts[bisect_left(E2E_BUCKETS, e2e_s)] += 1
+            e.sum += e2e_s
 
     def in_flight(self, handler: str, delta: int) -> None:
         """Add ``delta`` (+1 on start, -1 on finish) to the handler's in-flight gauge."""
