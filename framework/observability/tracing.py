@@ -21,7 +21,7 @@ from typing import Any
 
 from framework.headers import TRACEPARENT, TRACESTATE
 
-__all__ = ["OTEL_AVAILABLE", "TraceContext", "task_span"]
+__all__ = ["OTEL_AVAILABLE", "TraceContext", "spans_enabled", "task_span"]
 
 _VERSION = "00"
 _HEX = frozenset("0123456789abcdef")
@@ -158,6 +158,17 @@ def _load_otel() -> Any:
 _otel_trace: Any = _load_otel()
 #: True when ``opentelemetry-api`` is importable and :func:`task_span` creates spans.
 OTEL_AVAILABLE = _otel_trace is not None
+
+
+def spans_enabled() -> bool:
+    """Whether spans would be recorded: the API is installed and an SDK provider is set.
+
+    With the API alone every span is a no-op, so the runtime skips the (per-task)
+    cost of opening one.
+    """
+    if _otel_trace is None:
+        return False
+    return not isinstance(_otel_trace.get_tracer_provider(), _otel_trace.ProxyTracerProvider)
 
 
 @contextlib.contextmanager

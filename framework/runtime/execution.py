@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -42,7 +42,7 @@ from framework.errors import (
 )
 from framework.observability.logging import reset_current_task, set_current_task
 from framework.observability.metrics import WorkerMetrics
-from framework.observability.tracing import TraceContext
+from framework.observability.tracing import TraceContext, spans_enabled, task_span
 from framework.registry import HandlerSpec
 from framework.routing.policy import RetryPolicy
 from framework.routing.retry import next_hop
@@ -102,6 +102,8 @@ class TaskRunner:
         # Optional override of the failure route (tests, exotic deployments).
         self._failure = failure
         self._max_bytes = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
+        # OpenTelemetry spans only when an SDK provider records them (checked once).
+        self._spans = spans_enabled()
         #: task id -> running asyncio task, for cancellation across nodes
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.is_cancelled: Callable[[str], bool] = lambda _task_id: False
@@ -203,12 +205,16 @@ class TaskRunner:
         self.running[task_id] = current
         log_token = set_current_task(ctx)
         try:
+            call: Awaitable[Any]
             if spec.retry.attempts > 1:
-                result = await self._call_with_retries(spec, task, ctx, deadline_ms)
+                call = self._call_with_retries(spec, task, ctx, deadline_ms)
             elif spec.timeout is None and deadline_ms is None:
-                result = await spec.fn(task, ctx)  # the common case: no timer to arm
+                call = spec.fn(task, ctx)  # the common case: no timer to arm
             else:
-                result = await _call_once(spec, task, ctx, deadline_ms)
+                call = _call_once(spec, task, ctx, deadline_ms)
+            if self._spans:
+                call = _in_span(call, spec, ctx, hdrs)
+            result = await call
         except asyncio.CancelledError as exc:
             if current.cancelling() and self.is_cancelled(task_id):
                 # Cancelled through the control topic: report it and keep the worker alive.
@@ -365,6 +371,25 @@ async def _call_once(
             f"handler {spec.name} ran longer than its {spec.timeout}s timeout "
             f"(record {ctx.topic}[{ctx.partition}]@{ctx.offset}); cancelled"
         ) from None
+
+
+async def _in_span(
+    call: Awaitable[Any], spec: HandlerSpec, ctx: TaskContext, hdrs: Mapping[str, str]
+) -> Any:
+    """Await the handler inside an OpenTelemetry span, child of the caller's span."""
+    with task_span(
+        f"ktf.task {spec.name}",
+        TraceContext.from_headers(hdrs),
+        **{
+            "messaging.system": "kafka",
+            "messaging.destination.name": ctx.topic,
+            "messaging.kafka.destination.partition": ctx.partition,
+            "messaging.kafka.message.offset": ctx.offset,
+            "ktf.task_id": ctx.task_id,
+            "ktf.attempt": ctx.attempt,
+        },
+    ):
+        return await call
 
 
 def _retry_delay(exc: BaseException | None) -> float:
