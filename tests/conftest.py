@@ -8,6 +8,7 @@ and stopped at the end only if this session started it.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -33,15 +34,24 @@ def kafka_bootstrap() -> Iterator[str]:
             pytest.fail(f"KTF_BOOTSTRAP_SERVERS={configured} is set but no broker answers there")
         yield configured
         return
-    from framework.devkafka import ClusterSpec, down, status, up
+    from framework.devkafka import ClusterSpec, down, up
+    from framework.devkafka.spec import cache_root
 
-    spec = ClusterSpec(nodes=1)
-    started_here = not status(spec).running
+    default = ClusterSpec(nodes=1)
+    if _broker_reachable(default.bootstrap_servers):
+        # A developer's broker (`ktf dev kafka up`) is already there: share it.
+        yield default.bootstrap_servers
+        return
+    # Otherwise a broker of the test session's own, on fresh storage, so a run never
+    # depends on what earlier runs left behind.
+    state = cache_root() / "dev-kafka" / "pytest-1n-9092"
+    shutil.rmtree(state, ignore_errors=True)
+    spec = ClusterSpec(nodes=1, state_dir=state)
     st = up(spec, progress=lambda line: print(f"[dev kafka] {line}"), timeout=180.0)
     try:
         yield st.bootstrap_servers or spec.bootstrap_servers
     finally:
-        if started_here and not os.environ.get("KTF_KEEP_BROKER"):
+        if not os.environ.get("KTF_KEEP_BROKER"):
             down(spec)
 
 
