@@ -19,12 +19,14 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 
+from framework import headers as h
+from framework.client.tasks import new_id
 from framework.config import Settings
 from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
@@ -136,7 +138,7 @@ class Worker:
             on_aborted=self._aborted,
         )
         self._codecs = codecs
-        self._runner = TaskRunner(codecs, self._router, self.metrics)
+        self._runner = TaskRunner(codecs, self._router, self.metrics, submit=self._submit_subtask)
         # issue 4 hook: tier topics map back to their handler; cancels via ktf.control
         self._tiers = tier_map(registry)
         self._gate = NotBeforeGate(lambda e: self._pools[e.spec.topic].submit(e), self._loop)
@@ -278,6 +280,44 @@ class Worker:
             if self._http is not None:
                 self._http.stop()
             log.info("worker stopped", undeliverable=self._undeliverable)
+
+    # -- sub-tasks ----------------------------------------------------------------------
+
+    async def _submit_subtask(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """``ctx.submit``: encode with the topic's handler schema, produce, await the ack.
+
+        Awaiting the broker's acknowledgement before the handler returns keeps the
+        parent's offset from being committed ahead of its sub-tasks.
+        """
+        codecs = self._codecs.get(topic)
+        if codecs is None:
+            raise ConfigError(
+                f"sub-task topic {topic!r} has no handler in this worker, so its schema is "
+                f"unknown; handlers here: {', '.join(sorted(self._codecs)) or 'none'}"
+            )
+        value = codecs.task.encode(payload)
+        task_id = new_id()
+        hdrs = dict(headers or {})
+        hdrs.update({h.TASK_ID: task_id, h.ATTEMPT: "1"})
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: Any, _msg: Any) -> None:
+            loop.call_soon_threadsafe(_settle_future, acked, err, topic)
+
+        assert self._producer is not None
+        self._producer.produce(
+            topic, value, key=key, headers=h.encode(hdrs), on_delivery=delivered
+        )
+        await acked
+        return task_id
 
     # -- the fetch loop ---------------------------------------------------------------
 
@@ -534,6 +574,15 @@ class Worker:
                 state.revoked = True
         self.events.append(("lost", list(tps)))
         log.warning("partitions lost", partitions=_fmt(tps))
+
+
+def _settle_future(fut: asyncio.Future[None], err: Any, topic: str) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(KafkaError(f"sub-task to {topic!r} was not delivered: {err}"))
 
 
 async def _close_bounded(consumer: KafkaConsumer, seconds: float) -> bool:

@@ -201,3 +201,34 @@ def test_paused_partition_revoked_and_reassigned_is_resumed(
             )
 
     asyncio.run(scenario())
+
+
+def test_handler_submits_a_sub_task_that_carries_its_trace(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    parent_topic, child_topic = f"{unique}.parent", f"{unique}.child"
+    parents: list[str] = []
+    children: list[tuple[str, str]] = []
+
+    @handler(topic=parent_topic, schema="ktf.examples.WordCountTask")
+    async def parent(task: dict[str, Any], ctx: TaskContext) -> None:
+        parents.append(ctx.trace.trace_id)
+        await ctx.submit(child_topic, {"text": task["text"] + " child", "lowercase": True})
+
+    @handler(topic=child_topic, schema="ktf.examples.WordCountTask")
+    async def child(task: dict[str, Any], ctx: TaskContext) -> None:
+        children.append((task["text"], ctx.trace.trace_id))
+
+    p, c = spec_of(parent), spec_of(child)
+    assert p is not None and c is not None
+    registry = HandlerRegistry([p, c])
+    settings = settings_for(kafka_bootstrap, unique)
+    KafkaAdmin(settings).ensure_topics(topic_specs(registry, 1, 1))
+    produce(kafka_bootstrap, parent_topic, [(b"k", value("hello"), {})])
+
+    async def scenario() -> None:
+        async with Worker(settings, registry, schemas=STORE):
+            await until(lambda: len(children) == 1, 30, "the sub-task to run")
+
+    asyncio.run(scenario())
+    assert children == [("hello child", parents[0])]
