@@ -146,6 +146,13 @@ def _stop(nodes: list[NodeSpec], timeout: float) -> None:
         raise DevKafkaError(f"could not stop broker process(es) {sorted(left)} even with SIGKILL")
     for node in nodes:
         node.pid_path.unlink(missing_ok=True)
+    # The kernel releases the listening sockets a moment after the process is gone;
+    # an `up` right after `down` must find the ports free.
+    deadline = time.monotonic() + 10.0
+    for node in nodes:
+        for port in (node.client_port, node.controller_port):
+            while procs.port_in_use(port) and time.monotonic() < deadline:
+                time.sleep(0.1)
 
 
 def _check_java_version(java: str) -> None:

@@ -64,9 +64,18 @@ def is_running(pid: int, marker: str) -> bool:
         return False
     # The state letter follows the parenthesised command name.
     state = stat.rsplit(b")", 1)[-1].split()[0:1]
-    if state == [b"Z"]:
+    if state == [b"Z"] and _threads(pid) <= 1:
+        # A zombie with no threads left. (A JVM's main thread can show Z while its
+        # other threads still shut down and hold the listening sockets.)
         return False
     return marker in cmdline.split("\0")
+
+
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def signal_pid(pid: int, sig: signal.Signals) -> None:
