@@ -313,9 +313,7 @@ class Worker:
             loop.call_soon_threadsafe(_settle_future, acked, err, topic)
 
         assert self._producer is not None
-        self._producer.produce(
-            topic, value, key=key, headers=h.encode(hdrs), on_delivery=delivered
-        )
+        self._producer.produce(topic, value, key=key, headers=h.encode(hdrs), on_delivery=delivered)
         await acked
         return task_id
 
