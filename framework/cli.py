@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,12 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ktf",
         description="kafka-task-framework: run and operate distributed tasks on Apache Kafka.",
+        epilog="Every command takes --bootstrap-servers (or KTF_BOOTSTRAP_SERVERS; default "
+        "127.0.0.1:9092). `ktf COMMAND --help` for details.",
     )
+    parser.add_argument("--version", action="version", version=f"ktf {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kafka-task-framework")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if os.environ.get("KTF_DEBUG"):
+            raise
+        print(
+            f"ktf: internal error: {type(exc).__name__}: {exc} "
+            "(set KTF_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return int(code or 0)
 
 

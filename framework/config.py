@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from framework.errors import ConfigError
+from framework.kafka.logs import LIBRDKAFKA_LOG
 
 Role = Literal["consumer", "producer", "admin"]
 
@@ -141,6 +142,8 @@ class Settings:
         This is the only place framework settings become librdkafka properties.
         """
         conf: dict[str, Any] = {
+            # librdkafka's log lines through logging, rate-limited (framework.kafka.logs).
+            "logger": LIBRDKAFKA_LOG,
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": f"{self.client_id}-{role}",
             "security.protocol": self.security_protocol,
@@ -288,6 +291,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {exc.reason}") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from exc
     # Accept either top-level keys or a [ktf] table.
     section = data.get("ktf", data)
     if not isinstance(section, dict):
@@ -315,13 +322,26 @@ def _convert(f: dataclasses.Field[Any], raw: Any, source: str) -> Any:
                 return tuple(str(x) for x in raw)
             return tuple(p.strip() for p in str(raw).split(",") if p.strip())
         if kind == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not _is_int(raw):
                 raise ValueError("expected an integer")
             return int(raw)
         if kind == "float":
-            return float(raw)
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                raise ValueError("expected a number") from None
         if kind == "str | None":
             return None if raw in ("", None) else str(raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} from {source}: {exc} (got {raw!r})") from exc
+        raise ConfigError(f"{name} from {source}: {exc}, got {raw!r}") from exc
+
+
+def _is_int(raw: Any) -> bool:
+    if isinstance(raw, int):
+        return True
+    try:
+        int(str(raw))
+    except ValueError:
+        return False
+    return True

@@ -21,11 +21,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from framework import headers as h
 from framework.config import Settings
+from framework.kafka.watermarks import watermarks
 from framework.serde import SchemaStore
 
 WORDS = [
@@ -137,13 +137,6 @@ def collect(
 
 def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
     consumer = Consumer(settings.librdkafka("consumer") | {"group.id": "ktf-demo-offsets"})
-    # Right after a broker (re)start, partitions may have no leader for a few seconds.
-    watermarks = retry(
-        retry=retry_if_exception_type(KafkaException),
-        stop=stop_after_delay(60),
-        wait=wait_exponential(multiplier=0.2, max=2.0),
-        reraise=True,
-    )(consumer.get_watermark_offsets)
     try:
         md = consumer.list_topics(timeout=10)
         out: dict[TopicPartition, int] = {}
@@ -152,7 +145,8 @@ def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, 
             if meta is None or meta.error is not None:
                 raise SystemExit(f"demo: topic {topic!r} does not exist (run ktf topics ensure)")
             for p in meta.partitions:
-                _low, high = watermarks(TopicPartition(topic, p), timeout=10)
+                # Right after a broker (re)start a partition may have no leader yet.
+                _low, high = watermarks(consumer, TopicPartition(topic, p), 60.0)
                 out[TopicPartition(topic, p)] = high if high >= 0 else OFFSET_END
         return out
     finally:

@@ -100,6 +100,7 @@ class TaskClient:
         self._listener_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._topics: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -121,6 +122,9 @@ class TaskClient:
             store = self._store or SchemaStore.load([self.settings.schemas_dir])
             topics = topic_schemas(self._schemas, self._handlers)
             self._codecs = CodecCache(store, topics, registry=self._registry)
+            # One metadata round trip: an absent broker is one clear error within
+            # `timeout`, not five minutes of retries inside librdkafka.
+            self._topics = await loop_run(self._list_topics)
             producer = KafkaProducer(self.settings)
             producer.start()
             self._producer = producer
@@ -215,6 +219,7 @@ class TaskClient:
         if len(key_list) != len(encoded):
             raise ConfigError(f"{len(key_list)} keys for {len(encoded)} payloads")
         dl = None if deadline is None else deadline_ms(deadline)
+        await self._require_topic(topic)
         producer = self._producer_or_fail()
         raw = producer.raw
         # One trace for the batch (it is one operation), one span per task; the
@@ -264,9 +269,24 @@ class TaskClient:
             )
         return ids
 
+    def _list_topics(self) -> set[str]:
+        return set(KafkaAdmin(self.settings).topic_partitions(self.timeout))
+
+    async def _require_topic(self, topic: str) -> None:
+        """Fail at once for a topic that does not exist (auto-creation is off)."""
+        if topic in self._topics:
+            return
+        self._topics = await loop_run(self._list_topics)
+        if topic not in self._topics:
+            raise KafkaError(
+                f"topic {topic!r} does not exist on {self.settings.bootstrap_servers} "
+                "(create it with `ktf topics ensure --handlers ...`)"
+            )
+
     async def _send(
         self, topic: str, data: bytes, key: bytes | None, hdrs: list[tuple[str, bytes]]
     ) -> None:
+        await self._require_topic(topic)
         producer = self._producer_or_fail()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -431,3 +451,8 @@ def _outcome(msg: Any, codecs: TopicCodecs, task_id: str) -> Reply:
         error_message=emsg,
         error_stack=reply.headers.get(h.ERROR_STACK, ""),
     )
+
+
+async def loop_run(fn: Any, *args: Any) -> Any:
+    """Run a blocking call on the default executor."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

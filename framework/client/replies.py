@@ -24,6 +24,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from framework import headers as h
 from framework.errors import KafkaError
+from framework.kafka.watermarks import watermarks
 
 log = structlog.get_logger("framework.client")
 
@@ -129,9 +130,7 @@ class ReplyListener:
                 raise KafkaError(f"reply topic {self.topic!r} is not available: {detail}")
             assignment = []
             for partition in sorted(meta.partitions):
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=timeout, cached=False
-                )
+                _low, high = watermarks(consumer, TopicPartition(self.topic, partition), timeout)
                 # An explicit offset, not OFFSET_END: "end" would be resolved only at
                 # the first fetch, after which a reply produced in between is lost.
                 assignment.append(TopicPartition(self.topic, partition, high))

@@ -87,6 +87,7 @@ async def _call(args: argparse.Namespace, settings: Settings, wait_s: float) -> 
         handlers=handlers,
         registry=registry_of(args),
         reply_topic=args.reply_topic,
+        timeout=min(wait_s, 30.0),
     ) as client:
         try:
             reply = await client.call(

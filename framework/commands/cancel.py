@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from framework.commands._common import add_connection_args, settings_from
+from framework.errors import ConfigError
 from framework.kafka.producer import KafkaProducer
 from framework.routing.control import send_cancel
 
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     task_id, reason, timeout = args.task_id, args.reason, args.timeout
+    if not task_id.strip():
+        raise ConfigError("TASK_ID must not be empty (it is the task's ktf-task-id header)")
     for name in ("task_id", "reason", "timeout"):
         delattr(args, name)
     producer = KafkaProducer(settings_from(args))

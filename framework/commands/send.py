@@ -156,6 +156,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="send the valid lines of --file and skip (and report) the invalid ones",
     )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to reach the broker and have each task acknowledged (default 30)",
+    )
     p.add_argument("--key", help="record key for every task")
     p.add_argument("--key-field", metavar="FIELD", help="--file: use this field as each key")
     p.add_argument(
@@ -214,15 +220,25 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
     schemas, handlers = schemas_for(args, settings, args.topic)
     headers = parse_headers(args.header)
     deadline = parse_deadline(args.deadline)
+    if args.timeout <= 0:
+        raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout}")
     async with TaskClient(
-        settings, schemas=schemas, handlers=handlers, registry=registry_of(args)
+        settings,
+        schemas=schemas,
+        handlers=handlers,
+        registry=registry_of(args),
+        timeout=args.timeout,
     ) as client:
         client.codecs(args.topic)  # unknown topic: fail before reading anything
         if args.json is not None:
             try:
                 payload = json.loads(args.json)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"--json: invalid JSON at column {exc.colno}: {exc.msg}") from exc
+                print(
+                    f"ktf send: --json: invalid JSON at column {exc.colno}: {exc.msg}",
+                    file=sys.stderr,
+                )
+                return 1
             try:
                 client.validate(args.topic, payload)
             except EncodeError as exc:

@@ -21,6 +21,7 @@ from framework.commands._common import add_connection_args, settings_from
 from framework.commands.send import add_schema_args, quiet_logging, registry_of, to_json
 from framework.config import Settings
 from framework.errors import ConfigError, KafkaError
+from framework.kafka.watermarks import watermarks
 from framework.registry import HandlerRegistry, load_handlers
 from framework.serde import Codec, SchemaStore
 
@@ -103,9 +104,7 @@ def _consumer(settings: Settings, topic: str, from_beginning: bool) -> confluent
             raise KafkaError(f"topic {topic!r} is not available: {detail}")
         tps = []
         for partition in sorted(meta.partitions):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10.0, cached=False
-            )
+            low, high = watermarks(consumer, TopicPartition(topic, partition), 10.0)
             tps.append(TopicPartition(topic, partition, low if from_beginning else high))
         consumer.assign(tps)
     except KafkaException as exc:

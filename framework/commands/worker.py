@@ -6,11 +6,14 @@ import argparse
 import asyncio
 
 from framework.commands._common import add_connection_args, settings_from
+from framework.config import Settings
 from framework.errors import FrameworkError
 from framework.observability.logging import configure_logging
 from framework.registry import load_handlers
 from framework.runtime.worker import Worker
 from framework.serde import SchemaStore
+
+_D = Settings()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="handler modules to load (env KTF_HANDLERS); default: every plugin of the "
         "'framework.handlers' entry-point group",
     )
-    p.add_argument("--group-id", dest="group_id", help="consumer group (env KTF_GROUP_ID)")
+    p.add_argument(
+        "--group-id",
+        dest="group_id",
+        help=f"consumer group (env KTF_GROUP_ID; default {_D.group_id})",
+    )
     p.add_argument(
         "--group-instance-id",
         dest="group_instance_id",
@@ -41,20 +48,50 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=("classic", "consumer"),
         help="'consumer' uses KIP-848 broker-side assignment (env KTF_GROUP_PROTOCOL)",
     )
-    p.add_argument("--schemas-dir", dest="schemas_dir", help="Avro schemas (env KTF_SCHEMAS_DIR)")
-    p.add_argument("--max-in-flight", dest="max_in_flight", type=int, help="global task bound")
-    p.add_argument("--max-buffered", dest="max_buffered", type=int, help="global buffer cap")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="records per consume call")
     p.add_argument(
-        "--drain-timeout", dest="drain_timeout", type=float, help="seconds to drain on shutdown"
+        "--schemas-dir",
+        dest="schemas_dir",
+        help=f"Avro schemas (env KTF_SCHEMAS_DIR; default {_D.schemas_dir})",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        dest="max_in_flight",
+        type=int,
+        help=f"tasks running at once across handlers (env KTF_MAX_IN_FLIGHT; default "
+        f"{_D.max_in_flight})",
+    )
+    p.add_argument(
+        "--max-buffered",
+        dest="max_buffered",
+        type=int,
+        help=f"records held before every partition pauses (env KTF_MAX_BUFFERED; default "
+        f"{_D.max_buffered})",
+    )
+    p.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        help=f"records per consume call (env KTF_BATCH_SIZE; default {_D.batch_size})",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        dest="drain_timeout",
+        type=float,
+        help=f"seconds to finish running tasks on SIGTERM (env KTF_DRAIN_TIMEOUT; default "
+        f"{_D.drain_timeout:g})",
     )
     p.add_argument(
         "--metrics-port",
         dest="metrics_port",
         type=int,
-        help="port of /metrics, /healthz and /readyz; 0 disables (env KTF_METRICS_PORT)",
+        help=f"port of /metrics, /healthz and /readyz; 0 disables (env KTF_METRICS_PORT; "
+        f"default {_D.metrics_port})",
     )
-    p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument(
+        "--log-level",
+        dest="log_level",
+        help=f"DEBUG, INFO, WARNING, ERROR (env KTF_LOG_LEVEL; default {_D.log_level})",
+    )
     p.add_argument("--log-format", dest="log_format", choices=("auto", "json", "console"))
     add_connection_args(p)
     p.set_defaults(func=run)

@@ -6,7 +6,6 @@ thread, never from the event loop. Errors are wrapped in :class:`KafkaError`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +17,6 @@ from framework.config import Settings
 from framework.errors import KafkaError
 
 log = structlog.get_logger("framework.kafka.consumer")
-LIBRDKAFKA_LOG = logging.getLogger("framework.kafka.librdkafka")
 
 TP = tuple[str, int]
 RebalanceCallback = Callable[[list[TP]], None]
@@ -56,8 +54,6 @@ class KafkaConsumer:
     def start(self, topics: Sequence[str]) -> None:
         conf: dict[str, Any] = self._settings.librdkafka("consumer")
         conf["error_cb"] = self._error
-        # librdkafka's own log lines go through logging (and so structlog), not stderr.
-        conf["logger"] = LIBRDKAFKA_LOG
         if self._on_commit_result is not None:
             conf["on_commit"] = self._committed
         if self._on_stats is not None and self._stats_interval_ms > 0:

@@ -18,7 +18,6 @@ from confluent_kafka import KafkaException
 
 from framework.config import Settings
 from framework.errors import KafkaError
-from framework.kafka.consumer import LIBRDKAFKA_LOG
 
 log = structlog.get_logger("framework.kafka.producer")
 
@@ -53,7 +52,6 @@ class KafkaProducer:
         conf = self._settings.librdkafka("producer")
         conf.update(self._extra)
         conf["error_cb"] = self._error
-        conf["logger"] = LIBRDKAFKA_LOG
         try:
             self._producer = confluent_kafka.Producer(conf)
         except KafkaException as exc:

@@ -23,6 +23,7 @@ from framework import headers as h
 from framework.config import Settings
 from framework.errors import ConfigError, KafkaError
 from framework.kafka.producer import KafkaProducer
+from framework.kafka.watermarks import watermarks
 from framework.routing.reader import reader_conf
 
 #: Headers a replayed record must not carry: it is a fresh first delivery.
@@ -154,9 +155,7 @@ def _read(consumer: Any, name: str, flt: DlqFilter, timeout: float) -> Iterator[
     starts: list[TopicPartition] = []
     for p in sorted(meta.partitions):
         try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(name, p), timeout=min(10.0, timeout)
-            )
+            low, high = watermarks(consumer, TopicPartition(name, p), min(10.0, timeout))
         except KafkaException as exc:
             raise KafkaError(f"cannot read offsets of {name}[{p}]: {exc}") from exc
         if high > low:

@@ -204,7 +204,7 @@ class Worker:
                 self.request_stop()
             else:
                 log.warning("second signal: exiting without draining")
-                os._exit(130)
+                os._exit(128 + signum)
 
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -538,7 +538,8 @@ class Worker:
         for tp in tps:
             self._states[tp] = PartitionState(*tp)
         self.events.append(("assign", list(tps)))
-        log.info("partitions assigned", partitions=_fmt(tps))
+        if tps:  # cooperative rebalances also report empty increments
+            log.info("partitions assigned", partitions=_fmt(tps))
 
     async def _revoked(self, tps: list[TP]) -> dict[TP, int]:
         states = [s for tp in tps if (s := self._states.get(tp)) is not None]
