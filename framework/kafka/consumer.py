@@ -15,6 +15,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from framework.config import Settings
 from framework.errors import KafkaError
+from framework.kafka.logs import first_in_window
 
 log = structlog.get_logger("framework.kafka.consumer")
 
@@ -97,7 +98,8 @@ class KafkaConsumer:
         # Transport errors (broker down) are retried by librdkafka; only log them.
         if err.fatal():
             log.error("kafka consumer fatal error", error=str(err))
-        else:
+        elif first_in_window(str(err)):
+            # An unreachable broker reports on every reconnect; once per window is enough.
             log.warning("kafka consumer error", error=str(err))
 
     # -- the loop's operations -----------------------------------------------------

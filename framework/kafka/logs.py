@@ -47,3 +47,11 @@ class RepeatFilter(logging.Filter):
 
 LIBRDKAFKA_LOG = logging.getLogger("framework.kafka.librdkafka")
 LIBRDKAFKA_LOG.addFilter(RepeatFilter())
+
+
+_ERRORS = RepeatFilter()
+
+
+def first_in_window(message: str) -> bool:
+    """Whether an error-callback message should be logged now (not a recent repeat)."""
+    return _ERRORS.filter(logging.LogRecord("ktf", logging.WARNING, "", 0, message, None, None))

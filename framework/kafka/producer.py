@@ -18,6 +18,7 @@ from confluent_kafka import KafkaException
 
 from framework.config import Settings
 from framework.errors import KafkaError
+from framework.kafka.logs import first_in_window
 
 log = structlog.get_logger("framework.kafka.producer")
 
@@ -72,7 +73,8 @@ class KafkaProducer:
     def _error(self, err: confluent_kafka.KafkaError) -> None:
         if err.fatal():
             log.error("kafka producer fatal error", error=str(err))
-        else:
+        elif first_in_window(str(err)):
+            # An unreachable broker reports on every reconnect; once per window is enough.
             log.warning("kafka producer error", error=str(err))
 
     def produce(
