@@ -23,7 +23,8 @@ from framework.config import Settings
 from framework.errors import ConfigError, KafkaError
 from framework.kafka.watermarks import watermarks
 from framework.registry import HandlerRegistry, load_handlers
-from framework.serde import Codec, SchemaStore
+from framework.routing.control import CONTROL_PARSED
+from framework.serde import AvroCodec, Codec, SchemaStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +60,9 @@ def value_codec(
     registry: Any = None,
 ) -> Codec | None:
     """The codec of ``topic``'s values, inferred from handler topics; None if unknown."""
+    if topic == h.CONTROL_TOPIC and topic not in schemas:
+        # The framework's own records: cancellations and other commands.
+        return AvroCodec("ktf.framework.Control", CONTROL_PARSED)
     cache = CodecCache(store, schemas, registry=registry)
     if topic in schemas:
         return cache.get(topic).task

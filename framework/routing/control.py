@@ -60,6 +60,8 @@ CONTROL_SCHEMA: dict[str, Any] = {
     ],
 }
 _PARSED = parse_schema(CONTROL_SCHEMA)
+#: The parsed control schema (for tools that decode ktf.control, e.g. `ktf tail`).
+CONTROL_PARSED = _PARSED
 
 ACTION_CANCEL = "CANCEL"
 #: How far back a starting worker reads ``ktf.control``, and how long it remembers.
