@@ -94,3 +94,12 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -
         return out
     finally:
         consumer.close()
+
+
+def word_count_setup(bootstrap: str, unique: str) -> tuple[str, HandlerRegistry, Settings]:
+    """A test's own word-count topic, its handler registry and settings, topics created."""
+    topic = f"{unique}.tasks"
+    registry = word_count_registry(topic)
+    settings = settings_for(bootstrap, unique)
+    create_topics(settings, registry)
+    return topic, registry, settings

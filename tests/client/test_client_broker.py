@@ -23,6 +23,7 @@ from tests.client.conftest import (
     running_worker,
     settings_for,
     word_count_registry,
+    word_count_setup,
 )
 
 pytestmark = pytest.mark.broker
@@ -31,10 +32,7 @@ pytestmark = pytest.mark.broker
 def test_call_returns_the_decoded_result(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
 
     async def main() -> None:
         async with (
@@ -52,10 +50,7 @@ def test_call_returns_the_decoded_result(
 def test_ten_thousand_concurrent_calls_get_their_own_replies(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
     n = 10_000
 
     async def main() -> None:
@@ -91,10 +86,7 @@ def test_ten_thousand_concurrent_calls_get_their_own_replies(
 def test_failed_task_raises_task_failed_with_the_error_headers(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
 
     async def main() -> None:
         async with (
@@ -116,10 +108,7 @@ def test_failed_task_raises_task_failed_with_the_error_headers(
 def test_past_deadline_raises_task_expired(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
 
     async def main() -> None:
         async with (
@@ -137,10 +126,7 @@ def test_past_deadline_raises_task_expired(
 def test_call_without_worker_times_out_and_forgets_the_call(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
 
     async def main() -> None:
         async with TaskClient(settings, handlers=registry, store=store) as client:
@@ -156,10 +142,7 @@ def test_call_without_worker_times_out_and_forgets_the_call(
 def test_foreign_replies_on_a_shared_reply_topic_are_ignored(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
 
     async def main() -> None:
         async with (
@@ -215,10 +198,7 @@ def test_submit_validates_before_sending_and_names_the_field(
 def test_sync_client_submits_and_calls(
     kafka_bootstrap: str, unique: str, store: SchemaStore
 ) -> None:
-    topic = f"{unique}.tasks"
-    registry = word_count_registry(topic)
-    settings = settings_for(kafka_bootstrap, unique)
-    create_topics(settings, registry)
+    topic, registry, settings = word_count_setup(kafka_bootstrap, unique)
 
     async def serve(stop: asyncio.Event) -> None:
         async with running_worker(settings, registry, store):
