@@ -345,6 +345,13 @@ def run_top(args: argparse.Namespace) -> int:
     ops = _ops(args) if args.group else None
     if ops is not None:
         ops.lag(args.group)  # fail fast, with one clear line, on an unknown group
+    if not args.metrics_urls:
+        print(
+            "ktf top: without --metrics-url only the group's lag is known; rates, in-flight "
+            "and errors come from the workers' /metrics (e.g. --metrics-url "
+            "http://worker-0:9100/metrics)",
+            file=sys.stderr,
+        )
     tty = sys.stdout.isatty()
     title = " ".join(
         x for x in (f"group {args.group}" if args.group else "", *args.metrics_urls) if x
