@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from framework.devkafka import ClusterSpec, ClusterStatus, down, status, up
@@ -118,16 +119,17 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
         "--nodes",
         type=int,
         choices=(1, 3),
-        default=1,
-        help="1 node (RF 1) or 3 nodes (RF 3, min ISR 2); default 1",
+        default=None,
+        help="1 node (RF 1) or 3 nodes (RF 3, min ISR 2); default 1, or what --state-dir "
+        "was made with",
     )
     p.add_argument(
         "--base-port",
         type=int,
-        default=DEFAULT_BASE_PORT,
+        default=None,
         metavar="PORT",
         help="client port of node 1; node i uses base+2*(i-1), its controller the next port "
-        f"(default {DEFAULT_BASE_PORT})",
+        f"(default {DEFAULT_BASE_PORT}, or what --state-dir was made with)",
     )
     p.add_argument(
         "--state-dir",
@@ -149,11 +151,27 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _layout(nodes: int | None, base_port: int | None, state_dir: str | None) -> tuple[int, int]:
+    """Flags first, then the layout an existing --state-dir records, then the defaults."""
+    if state_dir and (nodes is None or base_port is None):
+        recorded = Path(state_dir) / "cluster.spec"
+        if recorded.exists():
+            fields = dict(
+                item.split("=", 1) for item in recorded.read_text().split() if "=" in item
+            )
+            if nodes is None and fields.get("nodes", "").isdigit():
+                nodes = int(fields["nodes"])
+            if base_port is None and fields.get("base_port", "").isdigit():
+                base_port = int(fields["base_port"])
+    return nodes or 1, base_port or DEFAULT_BASE_PORT
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``up``, ``down`` or ``status``; return the process exit code."""
+    nodes, base_port = _layout(args.nodes, args.base_port, args.state_dir)
     spec = ClusterSpec(
-        nodes=args.nodes,
-        base_port=args.base_port,
+        nodes=nodes,
+        base_port=base_port,
         kafka_version=args.kafka_version,
         state_dir=args.state_dir,
         heap=args.heap,
