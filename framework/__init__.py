@@ -4,6 +4,10 @@ Tasks are Avro records on partitioned topics; workers are consumer-group members
 that run ``@handler`` coroutines in a bounded asyncio pool.
 """
 
+import logging as _logging
+
+import structlog as _structlog
+
 from framework.client import (
     CallCancelled,
     CallError,
@@ -67,3 +71,8 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if not _structlog.is_configured():
+    # Unconfigured structlog prints every level; a library should not chat at DEBUG.
+    # `ktf` commands and applications that configure logging replace this.
+    _structlog.configure(wrapper_class=_structlog.make_filtering_bound_logger(_logging.INFO))
