@@ -15,8 +15,9 @@ from framework.client.errors import (
 )
 from framework.client.replies import Reply
 from framework.client.sync import SyncTaskClient
-from framework.client.tasks import Deadline, deadline_ms, new_id, new_traceparent, task_headers
+from framework.client.tasks import Deadline, deadline_ms, new_traceparent, task_headers
 from framework.client.topics import TopicSchema
+from framework.headers import new_id
 
 __all__ = [
     "REPLY_TOPIC_PREFIX",

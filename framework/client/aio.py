@@ -24,15 +24,16 @@ from confluent_kafka import KafkaException
 from framework import headers as h
 from framework.client.errors import CallCancelled, CallExpired, CallTimeout, TaskFailed
 from framework.client.replies import Reply, ReplyListener, to_reply
-from framework.client.tasks import Deadline, deadline_ms, new_id, task_headers
-from framework.client.topics import CodecCache, TopicCodecs, TopicSchema, topic_schemas
+from framework.client.tasks import Deadline, deadline_ms, task_headers
+from framework.client.topics import CodecCache, TopicSchema, topic_schemas
 from framework.config import Settings
 from framework.errors import ConfigError, DecodeError, EncodeError, KafkaError
+from framework.headers import new_id
 from framework.kafka.admin import KafkaAdmin, TopicSpec
 from framework.kafka.producer import KafkaProducer
 from framework.registry import HandlerRegistry
 from framework.routing.control import send_cancel
-from framework.serde import SchemaStore
+from framework.serde import SchemaStore, TopicCodecs
 
 log = structlog.get_logger("framework.client")
 
@@ -287,15 +288,7 @@ class TaskClient:
         self, topic: str, data: bytes, key: bytes | None, hdrs: list[tuple[str, bytes]]
     ) -> None:
         await self._require_topic(topic)
-        producer = self._producer_or_fail()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def delivered(err: Any, _msg: Any) -> None:
-            loop.call_soon_threadsafe(_settle, fut, err, topic)
-
-        producer.produce(topic, data, key=key, headers=hdrs, on_delivery=delivered)
-        await fut
+        await self._producer_or_fail().send(topic, data, key=key, headers=hdrs)
 
     # -- request / reply -------------------------------------------------------
 
@@ -405,15 +398,6 @@ class TaskClient:
             "pending_calls": listener.pending if listener else 0,
             "ignored_replies": listener.ignored if listener else 0,
         }
-
-
-def _settle(fut: asyncio.Future[None], err: Any, topic: str) -> None:
-    if fut.done():
-        return
-    if err is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(KafkaError(f"delivery to {topic!r} failed: {err}"))
 
 
 def _outcome(msg: Any, codecs: TopicCodecs, task_id: str) -> Reply:

@@ -25,11 +25,6 @@ _MIN_EPOCH_MS = 1_000_000_000_000
 _OWNED = frozenset({h.TASK_ID, h.ATTEMPT, h.DEADLINE, h.REPLY_TO, h.CORRELATION_ID})
 
 
-def new_id() -> str:
-    """A random 128-bit id as 32 lowercase hex digits (a uuid4's entropy, cheaper)."""
-    return os.urandom(16).hex()
-
-
 def new_traceparent() -> str:
     """A W3C ``traceparent`` starting a new, sampled trace."""
     raw = os.urandom(24).hex()

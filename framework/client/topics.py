@@ -16,7 +16,7 @@ from typing import Any
 
 from framework.errors import ConfigError
 from framework.registry import HandlerRegistry, load_handlers
-from framework.serde import WIRE_FORMATS, Codec, SchemaStore
+from framework.serde import WIRE_FORMATS, Codec, SchemaStore, TopicCodecs
 
 SchemaRef = str | dict[str, Any]
 
@@ -34,14 +34,6 @@ class TopicSchema:
     def __post_init__(self) -> None:
         if self.wire not in WIRE_FORMATS:
             raise ConfigError(f"wire format {self.wire!r} is not one of {', '.join(WIRE_FORMATS)}")
-
-
-@dataclass(frozen=True)
-class TopicCodecs:
-    """The codecs of one topic: tasks, and results when a result schema is known."""
-
-    task: Codec
-    result: Codec | None
 
 
 def topic_schemas(

@@ -7,6 +7,7 @@ must only hand results over (e.g. append to a deque).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -111,6 +112,27 @@ class KafkaProducer:
             except KafkaException as exc:
                 raise KafkaError(f"produce to {topic!r} failed: {exc}") from exc
 
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | str | None = None,
+        headers: HeaderList | None = None,
+    ) -> None:
+        """Produce one record and wait for the broker's acknowledgement.
+
+        Raises :class:`KafkaError` naming the topic when the record is not delivered.
+        """
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: Any, _msg: Any) -> None:
+            loop.call_soon_threadsafe(_settle, acked, err, topic)
+
+        self.produce(topic, value, key=key, headers=headers, on_delivery=delivered)
+        await acked
+
     def poll(self, timeout: float = 0.0) -> int:
         return int(self.raw.poll(timeout))
 
@@ -131,3 +153,12 @@ class KafkaProducer:
             log.error("producer closed with undelivered records", remaining=remaining)
         self._producer = None
         return remaining
+
+
+def _settle(fut: asyncio.Future[None], err: Any, topic: str) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(KafkaError(f"delivery to {topic!r} failed: {err}"))

@@ -49,7 +49,7 @@ from framework.routing.retry import next_hop
 from framework.routing.router import Router, task_id_of
 from framework.runtime.context import SubmitFn, TaskContext
 from framework.runtime.state import Envelope
-from framework.serde import Codec
+from framework.serde import TopicCodecs
 
 log = structlog.get_logger("framework.runtime")
 
@@ -72,35 +72,22 @@ ERROR_TOO_LARGE = "RecordTooLarge"
 ERROR_NO_HANDLER = "NoHandler"
 
 
-class HandlerCodecs:
-    """A handler's task codec and, if it declares one, its result codec."""
-
-    __slots__ = ("result", "task")
-
-    def __init__(self, task: Codec, result: Codec | None) -> None:
-        self.task = task
-        self.result = result
-
-
 class TaskRunner:
     """Executes envelopes for every handler of a worker."""
 
     def __init__(
         self,
-        codecs: Mapping[str, HandlerCodecs],
+        codecs: Mapping[str, TopicCodecs],
         router: Router,
         metrics: WorkerMetrics,
         *,
         submit: SubmitFn | None = None,
-        failure: Callable[[Envelope, BaseException, TraceContext, str], None] | None = None,
         max_record_bytes: int | None = None,
     ) -> None:
         self._codecs = codecs
         self._router = router
         self._metrics = metrics
         self._submit = submit
-        # Optional override of the failure route (tests, exotic deployments).
-        self._failure = failure
         self._max_bytes = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
         # OpenTelemetry spans only when an SDK provider records them (checked once).
         self._spans = spans_enabled()
@@ -120,7 +107,6 @@ class TaskRunner:
         spec = env.spec
         state = env.state
         state.in_flight += 1
-        env.started = True
         router = self._router
         router.begin(env)
         metrics = self._metrics
@@ -292,9 +278,6 @@ class TaskRunner:
         self, env: Envelope, exc: BaseException, trace: TraceContext, error_type: str
     ) -> str:
         """A failed attempt: expired reply, next retry tier, or the dead-letter topic."""
-        if self._failure is not None:
-            self._failure(env, exc, trace, error_type)
-            return OUTCOME_ERROR
         if isinstance(exc, TaskExpired):
             self._reply_final(env, h.STATUS_EXPIRED, exc, trace)
             return OUTCOME_EXPIRED
@@ -324,7 +307,7 @@ class TaskRunner:
         self._router.reply(env, status=status, value=None, trace=trace, error=err)
 
     @staticmethod
-    def _encode_result(spec: HandlerSpec, codecs: HandlerCodecs, result: Any) -> bytes | None:
+    def _encode_result(spec: HandlerSpec, codecs: TopicCodecs, result: Any) -> bytes | None:
         if result is None:
             return None
         if codecs.result is None:

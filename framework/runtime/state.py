@@ -58,7 +58,6 @@ class Envelope:
         "partition",
         "pending_deliveries",
         "spec",
-        "started",
         "state",
         "timestamp",
         "topic",
@@ -91,7 +90,6 @@ class Envelope:
         self.delivery_error: Exception | None = None
         self.dead_lettered = False
         self.attempt = 1
-        self.started = False
 
     def header(self, name: str) -> str | None:
         """The last value of a header, decoded as UTF-8."""

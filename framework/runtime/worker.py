@@ -26,7 +26,6 @@ from typing import Any
 import structlog
 
 from framework import headers as h
-from framework.client.tasks import new_id
 from framework.config import Settings
 from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
@@ -37,11 +36,11 @@ from framework.registry import HandlerRegistry, load_handlers
 from framework.routing.control import Cancellations
 from framework.routing.retry import NotBeforeGate, consumed_topics, tier_map
 from framework.routing.router import Router
-from framework.runtime.execution import HandlerCodecs, TaskRunner
+from framework.runtime.execution import TaskRunner
 from framework.runtime.flow import FlowControl
 from framework.runtime.pool import HandlerPool
 from framework.runtime.state import Envelope, PartitionState
-from framework.serde import SchemaStore
+from framework.serde import SchemaStore, TopicCodecs
 
 log = structlog.get_logger("framework.worker")
 
@@ -71,7 +70,7 @@ class Worker:
         self._http: HealthServer | None = None
         self._states: dict[TP, PartitionState] = {}
         self._pools: dict[str, HandlerPool] = {}
-        self._codecs: dict[str, HandlerCodecs] = {}
+        self._codecs: dict[str, TopicCodecs] = {}
         self._flow = FlowControl(settings)
         self._executor: ThreadPoolExecutor | None = None
         self._consumer: KafkaConsumer | None = None
@@ -303,18 +302,11 @@ class Worker:
                 f"unknown; handlers here: {', '.join(sorted(self._codecs)) or 'none'}"
             )
         value = codecs.task.encode(payload)
-        task_id = new_id()
+        task_id = h.new_id()
         hdrs = dict(headers or {})
         hdrs.update({h.TASK_ID: task_id, h.ATTEMPT: "1"})
-        loop = asyncio.get_running_loop()
-        acked: asyncio.Future[None] = loop.create_future()
-
-        def delivered(err: Any, _msg: Any) -> None:
-            loop.call_soon_threadsafe(_settle_future, acked, err, topic)
-
         assert self._producer is not None
-        self._producer.produce(topic, value, key=key, headers=h.encode(hdrs), on_delivery=delivered)
-        await acked
+        await self._producer.send(topic, value, key=key, headers=h.encode(hdrs))
         return task_id
 
     # -- the fetch loop ---------------------------------------------------------------
@@ -394,8 +386,10 @@ class Worker:
                 await self._call(self._consumer.pause, pause)
             if resume:
                 await self._call(self._consumer.resume, resume)
-            self.events.append(("pause", pause)) if pause else None
-            self.events.append(("resume", resume)) if resume else None
+            if pause:
+                self.events.append(("pause", pause))
+            if resume:
+                self.events.append(("resume", resume))
 
     def _update_gauges(self) -> None:
         states = self._states.values()
@@ -575,15 +569,6 @@ class Worker:
         log.warning("partitions lost", partitions=_fmt(tps))
 
 
-def _settle_future(fut: asyncio.Future[None], err: Any, topic: str) -> None:
-    if fut.done():
-        return
-    if err is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(KafkaError(f"sub-task to {topic!r} was not delivered: {err}"))
-
-
 async def _close_bounded(consumer: KafkaConsumer, seconds: float) -> bool:
     """Close the consumer on a daemon thread; False if it did not finish in time.
 
@@ -614,9 +599,9 @@ def _fmt(tps: Sequence[TP]) -> str:
 
 def build_codecs(
     registry: HandlerRegistry, store: SchemaStore, settings: Settings
-) -> dict[str, HandlerCodecs]:
+) -> dict[str, TopicCodecs]:
     """Each handler's task and result codecs, in its wire format."""
-    codecs: dict[str, HandlerCodecs] = {}
+    codecs: dict[str, TopicCodecs] = {}
     for spec in registry.specs:
         extra: dict[str, Any] = {}
         if spec.wire_format == "confluent":
@@ -634,5 +619,5 @@ def build_codecs(
                 reply = spec.default_reply_topic or spec.topic
                 extra = dict(extra, subject=f"{reply}-value")
             result_codec = store.codec(spec.result_schema, wire=spec.wire_format, **extra)  # type: ignore[arg-type]
-        codecs[spec.topic] = HandlerCodecs(task_codec, result_codec)
+        codecs[spec.topic] = TopicCodecs(task_codec, result_codec)
     return codecs

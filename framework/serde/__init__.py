@@ -12,6 +12,7 @@ from framework.serde.codec import (
     AvroCodec,
     Codec,
     RecordDecodeError,
+    TopicCodecs,
     WireFormat,
 )
 from framework.serde.store import SchemaStore, SchemaVersion
@@ -24,5 +25,6 @@ __all__ = [
     "RecordDecodeError",
     "SchemaStore",
     "SchemaVersion",
+    "TopicCodecs",
     "WireFormat",
 ]

@@ -8,6 +8,7 @@ and find the writer schema; the Avro work and the error reporting live here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, ClassVar, Literal, get_args
 
@@ -190,3 +191,11 @@ class AvroCodec(Codec):
 
     def decode(self, data: bytes) -> Any:
         return self._read(data, 0, self._writer)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCodecs:
+    """The codecs of one topic: its tasks, and its results when a result schema is known."""
+
+    task: Codec
+    result: Codec | None

@@ -14,9 +14,9 @@ from framework import headers as h
 from framework.observability import tracing
 from framework.observability.metrics import WorkerMetrics
 from framework.registry import spec_of
-from framework.runtime.execution import HandlerCodecs, TaskRunner
+from framework.runtime.execution import TaskRunner
 from framework.runtime.state import Envelope, PartitionState
-from framework.serde import SchemaStore
+from framework.serde import SchemaStore, TopicCodecs
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = SchemaStore.load([ROOT / "schemas"])
@@ -62,7 +62,7 @@ def _run_one(monkeypatch: pytest.MonkeyPatch, provider: Any) -> list[str]:
     spec = spec_of(work)
     assert spec is not None
     runner = TaskRunner(
-        {spec.topic: HandlerCodecs(CODEC, None)},
+        {spec.topic: TopicCodecs(CODEC, None)},
         _Router(),  # type: ignore[arg-type]
         WorkerMetrics(),
     )

@@ -92,12 +92,16 @@ def test_metrics_scrape_counts_every_task_by_outcome(kafka_bootstrap: str, uniqu
             while len(seen) < len(texts):
                 assert time.monotonic() < deadline, "tasks did not all run"
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)  # let dead-letter deliveries settle
-            status, body = await asyncio.to_thread(
-                get, f"http://127.0.0.1:{worker.http_port}/metrics"
-            )
-            assert status == 200
-            return body
+            # A task is counted when its handler returns: scrape until all are.
+            while True:
+                status, body = await asyncio.to_thread(
+                    get, f"http://127.0.0.1:{worker.http_port}/metrics"
+                )
+                assert status == 200
+                if sum(samples(body, "ktf_tasks_total").values()) >= len(texts):
+                    return body
+                assert time.monotonic() < deadline, "metrics never counted every task"
+                await asyncio.sleep(0.05)
 
     body = asyncio.run(scenario())
     tasks = samples(body, "ktf_tasks_total")
@@ -138,7 +142,10 @@ def test_healthz_fails_when_the_fetch_loop_stalls_and_recovers(
                 return real(n, timeout)
 
             consumer.consume = stuck  # type: ignore[method-assign]
-            await asyncio.sleep(2.0)
+            deadline = time.monotonic() + 10
+            while (await asyncio.to_thread(get, base + "/healthz"))[0] != 503:
+                assert time.monotonic() < deadline, "healthz never reported the stall"
+                await asyncio.sleep(0.1)
             status, body = await asyncio.to_thread(get, base + "/healthz")
             assert status == 503, body
             assert "fetch loop" in body
@@ -248,7 +255,6 @@ def test_trace_id_survives_task_retry_dead_letter_and_reply(
             while sum(len(v) for v in seen_traces.values()) < 4:
                 assert time.monotonic() < deadline, f"attempts seen: {seen_traces}"
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)
 
     asyncio.run(scenario())
     retries = consume_all(kafka_bootstrap, [f"{topic}.retry.1s"], 2, timeout=10)

@@ -13,8 +13,9 @@ from framework.errors import Reject, Retry
 from framework.observability.metrics import WorkerMetrics
 from framework.registry import handler, spec_of
 from framework.routing.policy import RetryPolicy
-from framework.runtime.execution import HandlerCodecs, TaskRunner
+from framework.runtime.execution import TaskRunner
 from framework.runtime.state import Envelope, PartitionState
+from framework.serde import TopicCodecs
 from tests.routing.kafka_helpers import STORE, task
 
 
@@ -49,7 +50,7 @@ def _run(fn: Any, headers: dict[str, str] | None = None) -> RecordingRouter:
     assert spec is not None
     router = RecordingRouter()
     codec = STORE.codec("ktf.examples.WordCountTask")
-    runner = TaskRunner({spec.topic: HandlerCodecs(codec, None)}, router, WorkerMetrics())  # type: ignore[arg-type]
+    runner = TaskRunner({spec.topic: TopicCodecs(codec, None)}, router, WorkerMetrics())  # type: ignore[arg-type]
     runner.is_cancelled = lambda tid: tid == "cancelled-id"
     env = Envelope(PartitionState(spec.topic, 0), spec, 0, b"k", task(), h.encode(headers or {}), 1)
     asyncio.run(runner.run(env))

@@ -30,9 +30,8 @@ from framework.config import Settings
 from framework.errors import FrameworkError
 from framework.registry import HandlerRegistry, handler, spec_of
 from framework.runtime import worker as worker_module
-from framework.runtime.execution import HandlerCodecs
 from framework.runtime.worker import Worker
-from framework.serde import RecordDecodeError, SchemaStore
+from framework.serde import RecordDecodeError, SchemaStore, TopicCodecs
 from framework.serde.codec import Codec
 from framework.serde.confluent import ConfluentCodec, schema_json
 from tests._kafka import consume_all, create_topics, produce
@@ -255,7 +254,7 @@ def test_worker_decodes_confluent_tasks_and_encodes_replies_via_real_registry(
     built: list[ConfluentCodec] = []
     real_build = worker_module.build_codecs
 
-    def recording_build(*args: Any) -> dict[str, HandlerCodecs]:
+    def recording_build(*args: Any) -> dict[str, TopicCodecs]:
         codecs = real_build(*args)
         for pair in codecs.values():
             built.extend(c for c in (pair.task, pair.result) if isinstance(c, ConfluentCodec))
