@@ -23,6 +23,11 @@ ORIGINAL_TIMESTAMP = "ktf-original-timestamp"
 CONSUMER_GROUP = "ktf-consumer-group"
 FAILED_AT = "ktf-failed-at"
 REPLAYED_FROM = "ktf-replayed-from"
+#: on a stub dead letter (no value): why the full dead letter could not be written
+STUB_REASON = "ktf-stub-reason"
+
+#: ``ktf-error-type`` of a record whose contract headers are malformed
+ERROR_INVALID_HEADER = "InvalidHeader"
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
