@@ -227,7 +227,8 @@ class DelayTiers:
         due = due_of(hdrs)
         if due is None:
             return None
-        now = math.ceil(time.time() * 1000)
+        # Floor: "due" must mean the clock has reached it, never a fraction before.
+        now = int(time.time() * 1000)
         if due <= now:
             return None
         index = choose_tier(due - now)
