@@ -67,8 +67,9 @@ class Worker:
     ) -> None:
         self.settings = settings
         self._registry = registry
-        # Schedules come from the handler modules when the worker loads them itself.
-        self._schedules = schedules if schedules is not None or registry is None else ()
+        # None: the @periodic schedules of the handler modules (settings.handlers, else
+        # the entry-point plugins) and the config file's [[ktf.schedules]].
+        self._schedules = schedules
         self._schemas = schemas
         self.metrics = metrics or WorkerMetrics()
         self.health = HealthState(stall_timeout=settings.stall_timeout)

@@ -49,7 +49,9 @@ class LeaderElection:
                 "client.id": f"{settings.client_id}-leader-{os.getpid()}",
                 "session.timeout.ms": session,
                 "heartbeat.interval.ms": max(100, session // 5),
-                "partition.assignment.strategy": "range",
+                # Sticky: a member joining the leader group does not take the
+                # partition away from the leader that owns it.
+                "partition.assignment.strategy": "cooperative-sticky",
                 "max.poll.interval.ms": max(settings.max_poll_interval_ms, session),
             }
         )
@@ -69,7 +71,10 @@ class LeaderElection:
         try:
             self._consumer = Consumer(self._conf)
             self._consumer.subscribe(
-                [LEADER_TOPIC], on_assign=self._assigned, on_revoke=self._gone, on_lost=self._gone
+                [LEADER_TOPIC],
+                on_assign=self._assigned,
+                on_revoke=self._revoked,
+                on_lost=self._lost,
             )
         except KafkaException as exc:
             raise KafkaError(f"cannot join the leader group on {LEADER_TOPIC!r}: {exc}") from exc
@@ -87,12 +92,21 @@ class LeaderElection:
         except KafkaException as exc:
             log.warning("leader election poll failed", error=str(exc))
 
+    # Cooperative rebalances report increments: only a change of partition 0 counts.
     def _assigned(self, _consumer: Any, partitions: list[Any]) -> None:
-        with self._lock:
-            self._owned = any(p.partition == 0 for p in partitions)
-            self.changes += 1
+        if any(p.partition == 0 for p in partitions):
+            with self._lock:
+                self._owned = True
+                self.changes += 1
 
-    def _gone(self, _consumer: Any, _partitions: list[Any]) -> None:
+    def _revoked(self, _consumer: Any, partitions: list[Any]) -> None:
+        if any(p.partition == 0 for p in partitions):
+            self._lose()
+
+    def _lost(self, _consumer: Any, _partitions: list[Any]) -> None:
+        self._lose()
+
+    def _lose(self) -> None:
         with self._lock:
             self._owned = False
             self.changes += 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -67,3 +69,13 @@ def windows_of(ids: list[str], name: str) -> list[int]:
     """Due times (ms) of the task ids ``<name>@<due>``."""
     prefix = f"{name}@"
     return sorted(int(i[len(prefix) :]) for i in ids if i.startswith(prefix))
+
+
+async def until(cond: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``cond`` on the event loop until it holds or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +62,7 @@ def test_cron_hourly_across_spring_forward_keeps_real_hour_spacing() -> None:
     start = _ms(dt.datetime(2024, 3, 31, 0, 10, tzinfo=BERLIN))
     got = s.due_between(start, start + 4 * 3_600_000, limit=10)
     assert [_utc(d) for d in got] == ["03-31 00:00", "03-31 01:00", "03-31 02:00", "03-31 03:00"]
-    assert {b - a for a, b in zip(got, got[1:], strict=False)} == {3_600_000}
+    assert {b - a for a, b in itertools.pairwise(got)} == {3_600_000}
 
 
 def test_cron_fixed_hour_across_fall_back_runs_once() -> None:
@@ -78,7 +79,7 @@ def test_cron_interval_across_fall_back_fires_every_real_half_hour() -> None:
     start = _ms(dt.datetime(2024, 10, 26, 23, 50, tzinfo=UTC))  # 01:50 CEST
     got = s.due_between(start, start + 3 * 3_600_000, limit=20)
     assert len(got) == 6 and len(set(got)) == 6
-    assert {b - a for a, b in zip(got, got[1:], strict=False)} == {1_800_000}
+    assert {b - a for a, b in itertools.pairwise(got)} == {1_800_000}
 
 
 def test_cron_without_zone_is_utc_and_zone_changes_the_instant() -> None:

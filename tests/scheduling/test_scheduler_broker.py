@@ -4,6 +4,7 @@ a stale leader fenced, leadership kept through task-topic rebalances."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -63,7 +64,7 @@ def test_leader_fires_consecutive_windows_once_and_records_the_last(
     assert sched is not None and not sched.leading
     dues = [d for _, d, _ in sched.fired]
     assert dues == sorted(dues) and len(set(dues)) == len(dues)
-    assert {b - a for a, b in zip(dues, dues[1:], strict=False)} == {1000}
+    assert {b - a for a, b in itertools.pairwise(dues)} == {1000}
     reader = CommittedReader(kafka_bootstrap, f"{unique}.tasks")
     reader.poll(2.0)
     assert windows_of(reader.task_ids(), "tick") == dues
