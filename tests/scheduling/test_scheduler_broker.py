@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from framework.commands.schedules import rows
 from framework.kafka.transactional import TransactionalProducer
 from framework.registry import handler
 from framework.runtime.context import TaskContext
@@ -57,6 +58,11 @@ def test_leader_fires_consecutive_windows_once_and_records_the_last(
             await _until(lambda: len(sched.fired) >= 4, 30, "4 windows")
             await _until(lambda: len(ran) >= 4, 15, "4 runs")
             assert sched.leading and sched.epoch >= 1
+            # What `ktf schedules list` shows while this worker leads.
+            state = await asyncio.to_thread(state_of, kafka_bootstrap, f"{unique}-g")
+            (row,) = await asyncio.to_thread(rows, worker.settings, [tick], state)
+            assert row["epoch"] == sched.epoch and row["leader"] == sched.member
+            assert row["last_fired"] != "-" and row["leader_client"]
         return worker
 
     worker = asyncio.run(main())
@@ -115,4 +121,93 @@ def test_stale_leader_is_fenced_and_its_window_never_becomes_visible(
     reader = CommittedReader(kafka_bootstrap, f"{unique}.tasks")
     reader.poll(2.0)
     assert windows_of(reader.task_ids(), "tick") == [d for _, d, _ in fired]
+    reader.close()
+
+
+def test_max_instances_skips_windows_while_a_run_is_unfinished(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    spans: list[tuple[float, float]] = []
+
+    @handler(topic=f"{unique}.tasks", schema="ktf.examples.WordCountTask")
+    async def slow(t: dict[str, Any], ctx: TaskContext) -> None:
+        start = time.time()
+        await asyncio.sleep(2.5)
+        spans.append((start, time.time()))
+
+    registry = registry_of(slow)
+    ensure_topics(kafka_bootstrap, registry)
+    tick = Schedule(
+        name="tick",
+        topic=f"{unique}.tasks",
+        every="1s",
+        max_instances=1,
+        payload={"text": "x", "lowercase": True},
+    )
+
+    async def main() -> Worker:
+        async with _worker(kafka_bootstrap, unique, registry, [tick]) as worker:
+            await _until(lambda: len(spans) >= 3, 40, "3 finished runs")
+        return worker
+
+    worker = asyncio.run(main())
+    spans.sort()
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert not overlaps, f"runs overlapped: {overlaps}"
+    missed = worker.metrics.registry.get_sample_value(
+        "ktf_schedule_missed_total", {"schedule": "tick", "reason": "max_instances"}
+    )
+    assert missed is not None and missed >= 2
+
+
+def test_cli_runs_a_schedule_now_and_lists_it(
+    kafka_bootstrap: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from framework.cli import main as ktf
+
+    topic = f"{unique}.tasks"
+    monkeypatch.setenv("KTF_SCHED_TEST_TOPIC", topic)
+    from tests.scheduling import fixture_handlers
+
+    if topic != fixture_handlers.TOPIC:
+        pytest.skip("fixture module was imported with another topic")
+    ensure_topics(kafka_bootstrap, registry_of(fixture_handlers.words))
+    common = [
+        "--handlers",
+        "tests.scheduling.fixture_handlers",
+        "--group",
+        f"{unique}-g",
+        "--bootstrap-servers",
+        kafka_bootstrap,
+    ]
+    assert ktf(["schedules", "run", "hourly", *common]) == 0
+    task_id = capsys.readouterr().out.strip()
+    assert task_id.startswith("hourly@manual-")
+    reader = CommittedReader(kafka_bootstrap, topic)
+    reader.poll(2.0)
+    assert reader.task_ids() == [task_id]
+    assert dict(reader.records[0].headers())["ktf-schedule"] == b"hourly"
+    reader.close()
+    assert ktf(["schedules", "list", "--json", *common]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["name"] == "hourly" and row["expression"] == "every 1h"
+    assert row["leader"] == "none" and row["last_fired"] == "-"
+    assert row["next_due"].endswith(":00:00+00:00")
+    assert ktf(["schedules", "run", "nope", *common]) == 2
+    assert "no schedule named 'nope' (known: hourly)" in capsys.readouterr().err
+    # ktf send --delay: the record carries ktf-not-before that far ahead.
+    sent_at = time.time()
+    send = ["send", topic, "--json", '{"text": "later", "lowercase": true}', "--delay", "90s"]
+    assert ktf([*send, *common[:2], "--bootstrap-servers", kafka_bootstrap]) == 0
+    delayed_id = capsys.readouterr().out.strip()
+    reader = CommittedReader(kafka_bootstrap, topic)
+    reader.poll(2.0)
+    (rec,) = [r for r in reader.records if dict(r.headers())["ktf-task-id"] == delayed_id.encode()]
+    not_before = int(dict(rec.headers())["ktf-not-before"])
+    assert sent_at * 1000 + 90_000 <= not_before <= time.time() * 1000 + 90_000
     reader.close()
