@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from framework.commands._common import add_connection_args, settings_from
 from framework.errors import FrameworkError, KafkaError
-from framework.kafka.admin_ops import GroupOps, LagReport
+from framework.kafka.admin_ops import GroupOps, LagReport, LagRow
+from framework.routing.tiers import split_retry_tier
 
 _CLEAR = "\x1b[H\x1b[2J"
 
@@ -58,8 +59,11 @@ def register(subparsers: Any) -> None:
         "lag",
         help="per-partition committed offset, end offset and lag of a consumer group",
         description="Show a consumer group's committed offset, end offset and lag for "
-        "every partition of its topics, and the total. A partition with no committed "
-        "offset counts its whole retained log (end - start) as lag.",
+        "every partition of its topics. Task topics add up to the runnable lag (work "
+        "more workers could take); retry tiers (<topic>.retry.<delay>) add up to the "
+        "retry backlog, reported apart because those records run at their not-before "
+        "time, not when capacity grows. A partition with no committed offset counts its "
+        "whole retained log (end - start).",
     )
     lag.add_argument("--group", required=True, help="consumer group id")
     lag.add_argument("--topic", help="only this topic (all its partitions)")
@@ -117,12 +121,52 @@ def register(subparsers: Any) -> None:
 # -- lag ----------------------------------------------------------------------
 
 
+def row_kind(row: LagRow) -> tuple[str, str | None]:
+    """``("task", None)`` or ``("retry", tier)``: whether a row is runnable lag."""
+    tier = split_retry_tier(row.topic)
+    return ("retry", tier[1]) if tier is not None else ("task", None)
+
+
+@dataclass(frozen=True)
+class LagTotals:
+    """A lag report split into runnable lag and retry backlog (per tier)."""
+
+    runnable: int
+    retry_backlog: int
+    by_tier: dict[str, int]
+
+
+def lag_totals(report: LagReport) -> LagTotals:
+    runnable = backlog = 0
+    by_tier: dict[str, int] = {}
+    for r in report.rows:
+        kind, tier = row_kind(r)
+        if kind == "retry" and tier is not None:
+            backlog += r.lag
+            by_tier[tier] = by_tier.get(tier, 0) + r.lag
+        else:
+            runnable += r.lag
+    return LagTotals(runnable, backlog, dict(sorted(by_tier.items())))
+
+
 def lag_to_dict(report: LagReport) -> dict[str, Any]:
-    """The JSON shape of ``ktf lag --json``."""
+    """The JSON shape of ``ktf lag --json``.
+
+    ``total_lag`` (= ``runnable_lag``) counts task topics only; retry tiers are in
+    ``retry_backlog`` and ``retry_backlog_by_tier``.
+    """
+    totals = lag_totals(report)
+    partitions = []
+    for r in report.rows:
+        kind, tier = row_kind(r)
+        partitions.append({**asdict(r), "kind": kind, "tier": tier})
     return {
         "group": report.group,
-        "partitions": [asdict(r) for r in report.rows],
-        "total_lag": report.total,
+        "partitions": partitions,
+        "total_lag": totals.runnable,
+        "runnable_lag": totals.runnable,
+        "retry_backlog": totals.retry_backlog,
+        "retry_backlog_by_tier": totals.by_tier,
     }
 
 
@@ -132,15 +176,23 @@ def run_lag(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(lag_to_dict(report), indent=2))
         return 0
-    rows = [("TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "NOTE")]
+    rows = [("TOPIC", "PARTITION", "KIND", "COMMITTED", "END", "LAG", "NOTE")]
     for r in report.rows:
         committed = "-" if r.committed is None else str(r.committed)
         note = r.note
         if r.committed is None:
             note = f"no committed offset: lag = end - start ({r.end} - {r.start})"
-        rows.append((r.topic, str(r.partition), committed, str(r.end), str(r.lag), note))
+        kind, tier = row_kind(r)
+        label = f"retry {tier}" if kind == "retry" else "task"
+        rows.append((r.topic, str(r.partition), label, committed, str(r.end), str(r.lag), note))
     _print_table(rows)
-    print(f"TOTAL lag of group {report.group!r}: {report.total}")
+    totals = lag_totals(report)
+    print(f"TOTAL lag of group {report.group!r}: {totals.runnable} (runnable: task topics)")
+    tiers = ", ".join(f"{t}: {n}" for t, n in totals.by_tier.items())
+    print(
+        f"RETRY backlog of group {report.group!r}: {totals.retry_backlog}"
+        + (f" ({tiers}; runs when due, not counted as lag)" if tiers else "")
+    )
     return 0
 
 

@@ -395,6 +395,8 @@ class Worker:
         states = self._states.values()
         self.metrics.set_buffered(sum(s.buffered for s in states))
         self.metrics.set_paused(sum(1 for s in states if s.paused))
+        self.metrics.set_assigned_partitions(len(self._states))  # ops hook: gauge + /readyz
+        self.health.set_assigned(len(self._states))
         # Sampled rather than counted per task: instrumentation stays off the hot path.
         for pool in self._pools.values():
             self.metrics.set_in_flight(pool.spec.name, pool.running)
@@ -532,6 +534,7 @@ class Worker:
         for tp in tps:
             self._states[tp] = PartitionState(*tp)
         self.events.append(("assign", list(tps)))
+        self.health.joined()  # ops hook: /readyz membership
         if tps:  # cooperative rebalances also report empty increments
             log.info("partitions assigned", partitions=_fmt(tps))
 
@@ -566,6 +569,7 @@ class Worker:
             if state is not None:
                 state.revoked = True
         self.events.append(("lost", list(tps)))
+        self.health.left("partitions lost, rejoining the group")  # ops hook: /readyz
         log.warning("partitions lost", partitions=_fmt(tps))
 
 
