@@ -7,6 +7,7 @@ import argparse
 from framework import headers as h
 from framework.commands._common import add_connection_args, settings_from
 from framework.kafka.admin import KafkaAdmin, TopicSpec
+from framework.observability.announce import WORKERS_TOPIC, workers_topic_config
 from framework.registry import HandlerRegistry, load_handlers
 
 
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create missing task, reply, retry, dead-letter and control topics",
         description=(
             "Create every topic the handlers need: task topics, <topic>.reply (when a "
-            "handler declares a result), <topic>.retry.<tier>, <topic>.dlq and ktf.control. "
+            "handler declares a result), <topic>.retry.<tier>, <topic>.dlq, ktf.control "
+            "and ktf.workers (worker announcements for `ktf top`). "
             "Existing topics are left unchanged and reported."
         ),
     )
@@ -41,6 +43,7 @@ def topic_specs(registry: HandlerRegistry, partitions: int, replication: int) ->
     for spec in registry.specs:
         names.extend(spec.topics_needed())
     names.append(h.CONTROL_TOPIC)
+    names.append(WORKERS_TOPIC)
     seen: dict[str, TopicSpec] = {}
     for name in names:
         if name in seen:
@@ -51,6 +54,9 @@ def topic_specs(registry: HandlerRegistry, partitions: int, replication: int) ->
             # Every worker reads all of it; short retention keeps replays cheap.
             parts = 1
             config = {"retention.ms": str(24 * 3600 * 1000)}
+        elif name == WORKERS_TOPIC:
+            # Workers announce themselves here for `ktf top --group` (compacted).
+            parts, config = 1, workers_topic_config()
         seen[name] = TopicSpec(name, parts, replication, config)
     return list(seen.values())
 

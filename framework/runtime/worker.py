@@ -30,6 +30,7 @@ from framework.config import Settings
 from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
 from framework.kafka.producer import KafkaProducer
+from framework.observability.announce import Announcer, member_id_of
 from framework.observability.health import HealthServer, HealthState
 from framework.observability.metrics import WorkerMetrics
 from framework.registry import HandlerRegistry, load_handlers
@@ -91,6 +92,7 @@ class Worker:
         self._tiers: dict[str, Any] = {}
         self._gate: NotBeforeGate | None = None
         self._control: Cancellations | None = None
+        self._announcer: Announcer | None = None  # ops hook: ktf.workers discovery
 
     # -- public lifecycle -----------------------------------------------------------
 
@@ -169,6 +171,13 @@ class Worker:
         self.health.beat()
         self.health.set_ready(True)
         self._fetch_task = asyncio.create_task(self._fetch_loop(), name="ktf-fetch-loop")
+        self._announcer = Announcer(  # ops hook: announce identity and /metrics on ktf.workers
+            self.settings,
+            consumed_topics(registry),
+            metrics_port=lambda: self.http_port,
+            member_id=lambda: member_id_of(self._consumer),
+        )
+        await self._announcer.start()
         log.info(
             "worker started",
             group=self.settings.group_id,
@@ -225,6 +234,8 @@ class Worker:
         self._stopping = True
         self._stop_event.set()
         self.health.set_ready(False, "stopping")
+        # ops hook: tombstone on ktf.workers, written while the drain runs
+        leaving = asyncio.ensure_future(self._announcer.stop()) if self._announcer else None
         timeout = self.settings.drain_timeout if drain_timeout is None else drain_timeout
         deadline = time.monotonic() + timeout
         if self._fetch_task is not None:
@@ -250,6 +261,8 @@ class Worker:
         except FrameworkError as exc:
             log.error("error while draining", error=str(exc))
         finally:
+            if leaving is not None:  # ops hook: the tombstone was written meanwhile
+                await leaving
             if consumer is not None:
                 close_timeout = max(_CLOSE_TIMEOUT_MIN, deadline - time.monotonic() + 5.0)
                 if not await _close_bounded(consumer, close_timeout):
