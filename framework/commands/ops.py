@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from framework.commands._common import add_connection_args, settings_from
 from framework.errors import FrameworkError
 from framework.kafka.admin_ops import GroupOps, LagReport, LagRow
+from framework.kafka.preflight import check_connection
 from framework.routing.tiers import split_retry_tier
 
 _CLEAR = "\x1b[H\x1b[2J"
@@ -37,6 +38,7 @@ def _ops(args: argparse.Namespace) -> GroupOps:
     if args.timeout <= 0:
         raise FrameworkError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
     settings = settings_from(_connection_only(args))
+    check_connection(settings, timeout=args.timeout)
     return GroupOps(settings, timeout=args.timeout)
 
 

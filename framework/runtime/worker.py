@@ -29,6 +29,7 @@ from framework import headers as h
 from framework.config import Settings
 from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
+from framework.kafka.preflight import check_connection
 from framework.kafka.producer import KafkaProducer
 from framework.observability.announce import Announcer, member_id_of
 from framework.observability.health import HealthServer, HealthState
@@ -119,6 +120,8 @@ class Worker:
             return
         self._started = True
         self._loop = asyncio.get_running_loop()
+        # ops hook: a wrong password or untrusted CA is one clear error, not a retry storm
+        await self._loop.run_in_executor(None, check_connection, self.settings)
         registry = self.registry
         store = self._schemas or SchemaStore.load([self.settings.schemas_dir])
         codecs = build_codecs(registry, store, self.settings)
