@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/metrics_overhead.py [--calls 1000000]
 
-Prints ns/call for WorkerMetrics.task_finished, in_flight, set_buffered and
+Prints ns/call for WorkerMetrics.task_finished, task_started, in_flight, set_buffered and
 HealthState.beat, next to an empty method call as the floor.
 """
 
@@ -51,6 +51,12 @@ def main() -> None:
         for _ in rng:
             tf("resize", "tasks.resize", "ok", 0.0123, None)
 
+    def task_started() -> None:
+        ts = m.task_started
+        stamp = int(time.time() * 1000)
+        for _ in rng:
+            ts("resize", stamp)
+
     def in_flight() -> None:
         f = m.in_flight
         for _ in rng:
@@ -71,6 +77,7 @@ def main() -> None:
         ("empty method (floor)", empty),
         ("WorkerMetrics.task_finished", task_finished),
         ("WorkerMetrics.task_finished(e2e=None)", task_finished_no_e2e),
+        ("WorkerMetrics.task_started", task_started),
         ("WorkerMetrics.in_flight", in_flight),
         ("WorkerMetrics.set_buffered", set_buffered),
         ("HealthState.beat", beat),

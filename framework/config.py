@@ -22,6 +22,10 @@ from framework.errors import ConfigError
 from framework.kafka.logs import LIBRDKAFKA_LOG
 
 Role = Literal["consumer", "producer", "admin"]
+#: What a producer writes, which decides its ``linger.ms`` (Settings.*_linger_ms).
+ProducerPurpose = Literal["outcomes", "subtasks", "submits"]
+#: librdkafka's upper bound for linger.ms.
+_MAX_LINGER_MS = 900_000.0
 
 _SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password", "schema_registry_auth"})
 _SECRET_KAFKA_KEYS = ("password", "secret", "token")
@@ -62,6 +66,17 @@ class Settings:
     max_buffered: int = 20_000
     fetch_max_bytes_per_partition: int = 1_048_576
     queued_max_kbytes: int = 16_384
+
+    # Producing: linger.ms by what is produced. Waiting gathers larger batches (fewer
+    # requests, better compression) but adds that wait to every record's latency when
+    # traffic is light; under load librdkafka batches whatever queues while earlier
+    # requests are in flight anyway. Trade-off and figures: docs/performance.md.
+    #: replies, retry-tier records and dead letters written by a worker
+    outcome_linger_ms: float = 0.0
+    #: sub-tasks from ``ctx.submit`` (a second producer when it differs from the above)
+    subtask_linger_ms: float = 0.0
+    #: tasks written by the TaskClient (submit, call, submit_many) and the CLI
+    submit_linger_ms: float = 0.0
 
     # Offsets, rebalances, shutdown
     commit_interval: float = 1.0
@@ -147,9 +162,10 @@ class Settings:
 
     # -- librdkafka ----------------------------------------------------------
 
-    def librdkafka(self, role: Role) -> dict[str, Any]:
+    def librdkafka(self, role: Role, *, purpose: ProducerPurpose = "submits") -> dict[str, Any]:
         """The librdkafka configuration for a consumer, producer or admin client.
 
+        ``purpose`` (producers only) picks the ``linger.ms`` of what it writes.
         This is the only place framework settings become librdkafka properties.
         """
         conf: dict[str, Any] = {
@@ -202,12 +218,22 @@ class Settings:
                 {
                     "enable.idempotence": True,
                     "acks": "all",
-                    "linger.ms": 5,
+                    "linger.ms": self.linger_ms(purpose),
                     "compression.type": "lz4",
                 }
             )
         conf.update(self.kafka_overrides)
         return conf
+
+    def linger_ms(self, purpose: ProducerPurpose) -> float:
+        """``linger.ms`` of a producer that writes ``purpose`` records."""
+        if purpose == "outcomes":
+            return self.outcome_linger_ms
+        if purpose == "subtasks":
+            return self.subtask_linger_ms
+        if purpose == "submits":
+            return self.submit_linger_ms
+        raise ConfigError(f"producer purpose {purpose!r} is not outcomes, subtasks or submits")
 
     # -- presentation --------------------------------------------------------
 
@@ -265,6 +291,12 @@ class Settings:
         for name in ("poll_timeout", "commit_interval", "revoke_timeout", "drain_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)!r}")
+        for name in ("outcome_linger_ms", "subtask_linger_ms", "submit_linger_ms"):
+            value = getattr(self, name)
+            if not 0 <= value <= _MAX_LINGER_MS:
+                raise ConfigError(
+                    f"{name} must be between 0 and {_MAX_LINGER_MS:.0f} ms, got {value!r}"
+                )
         if not 0 <= self.partition_buffer_low < self.partition_buffer_high:
             raise ConfigError(
                 "partition_buffer_low must be >= 0 and below partition_buffer_high "

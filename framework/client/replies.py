@@ -25,6 +25,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from framework import headers as h
 from framework.errors import KafkaError
+from framework.kafka.consumer import consume_ready
 from framework.kafka.watermarks import watermarks
 
 log = structlog.get_logger("framework.client")
@@ -165,7 +166,7 @@ class ReplyListener:
         pending = self._pending
         while self._running:
             try:
-                messages = consumer.consume(_BATCH, _POLL_TIMEOUT)
+                messages = consume_ready(consumer, _BATCH, _POLL_TIMEOUT)
             except (KafkaException, RuntimeError) as exc:
                 if self._stop_requested():
                     return

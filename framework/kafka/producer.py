@@ -17,7 +17,7 @@ import confluent_kafka
 import structlog
 from confluent_kafka import KafkaException
 
-from framework.config import Settings
+from framework.config import ProducerPurpose, Settings
 from framework.errors import KafkaError
 from framework.kafka.logs import first_in_window
 
@@ -36,8 +36,11 @@ class KafkaProducer:
         *,
         extra: dict[str, Any] | None = None,
         queue_full_timeout: float = 30.0,
+        purpose: ProducerPurpose = "submits",
     ) -> None:
         self._settings = settings
+        #: what this producer writes; decides its linger.ms (Settings.linger_ms)
+        self.purpose: ProducerPurpose = purpose
         self._extra = extra or {}
         self._queue_full_timeout = queue_full_timeout
         self._producer: confluent_kafka.Producer | None = None
@@ -51,7 +54,7 @@ class KafkaProducer:
         return self._producer
 
     def start(self, *, poll_thread: bool = True) -> None:
-        conf = self._settings.librdkafka("producer")
+        conf = self._settings.librdkafka("producer", purpose=self.purpose)
         conf.update(self._extra)
         conf["error_cb"] = self._error
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,7 @@ from prometheus_client.registry import Collector
 
 from framework.routing.tiers import is_retry_tier
 
-__all__ = ["DURATION_BUCKETS", "E2E_BUCKETS", "OUTCOMES", "WorkerMetrics"]
+__all__ = ["DURATION_BUCKETS", "E2E_BUCKETS", "OUTCOMES", "QUEUE_BUCKETS", "WorkerMetrics"]
 
 #: Outcomes a finished task can have (the ``outcome`` label of ``ktf_tasks_total``).
 OUTCOMES = (
@@ -65,6 +66,29 @@ DURATION_BUCKETS = (
 )
 #: Record timestamp to completion: includes queueing and retry delays, so it reaches hours.
 E2E_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+
+#: Record timestamp to handler start: a millisecond when idle, more under backlog, and
+#: the whole delay for retry-tier records (their timestamp is when they were written).
+QUEUE_BUCKETS = (
+    0.001,
+    0.0025,
     0.005,
     0.01,
     0.025,
@@ -125,6 +149,7 @@ class _HotCollector(Collector):
             tasks = {k: v[0] for k, v in m._tasks.items()}
             dur = {k: _copy_hist(v) for k, v in m._dur.items()}
             e2e = {k: _copy_hist(v) for k, v in m._e2e.items()}
+            queue = {k: _copy_hist(v) for k, v in m._queue.items()}
             in_flight = {k: v[0] for k, v in m._in_flight.items()}
             buffered, paused = m._buffered, m._paused
         fam = CounterMetricFamily(
@@ -146,6 +171,12 @@ class _HotCollector(Collector):
             "Time from the task record's timestamp to the end of its processing.",
             E2E_BUCKETS,
             e2e,
+        )
+        yield _histogram_family(
+            "ktf_task_queue_seconds",
+            "Time from the task record's timestamp to the start of its handler.",
+            QUEUE_BUCKETS,
+            queue,
         )
         g = GaugeMetricFamily(
             "ktf_tasks_in_flight",
@@ -191,6 +222,7 @@ class WorkerMetrics:
         self._tasks: dict[tuple[str, str, str], list[int]] = {}
         self._dur: dict[str, _Hist] = {}
         self._e2e: dict[str, _Hist] = {}
+        self._queue: dict[str, _Hist] = {}
         self._in_flight: dict[str, list[int]] = {}
         self._buffered = 0
         self._paused = 0
@@ -283,6 +315,25 @@ class WorkerMetrics:
         if e2e_s is not None:
             e.counts[bisect_left(E2E_BUCKETS, e2e_s)] += 1
             e.sum += e2e_s
+
+    def task_started(self, handler: str, timestamp_ms: int) -> None:
+        """Observe the time from the record's timestamp to its handler starting now.
+
+        Called from the event loop when the handler is about to run. A record
+        without a timestamp (``<= 0``) is not observed; a timestamp ahead of this
+        machine's clock (skew) counts as zero.
+        """
+        if timestamp_ms <= 0:
+            return
+        waited = time.time() - timestamp_ms / 1000.0
+        if waited < 0.0:
+            waited = 0.0
+        h = self._queue.get(handler)
+        if h is None:
+            with self._lock:
+                h = self._queue.setdefault(handler, _Hist(len(QUEUE_BUCKETS)))
+        h.counts[bisect_left(QUEUE_BUCKETS, waited)] += 1
+        h.sum += waited
 
     def in_flight(self, handler: str, delta: int) -> None:
         """Add ``delta`` (+1 on start, -1 on finish) to the handler's in-flight gauge."""

@@ -37,6 +37,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from framework import headers as h
 from framework.config import Settings
 from framework.errors import DecodeError, KafkaError
+from framework.kafka.consumer import consume_ready
 from framework.kafka.producer import KafkaProducer
 from framework.routing.reader import reader_conf
 
@@ -213,7 +214,7 @@ class ControlFollower:
                 self._stop.wait(_RETRY_METADATA)
             while not self._stop.is_set():
                 try:
-                    messages = consumer.consume(100, _POLL)
+                    messages = consume_ready(consumer, 100, _POLL)
                 except KafkaException as exc:
                     log.warning("control consume failed", error=str(exc))
                     self._stop.wait(1.0)

@@ -197,6 +197,7 @@ class TaskRunner:
         assert current is not None
         self.running[task_id] = current
         log_token = set_current_task(ctx)
+        self._metrics.task_started(spec.name, env.timestamp)
         try:
             call: Awaitable[Any]
             if spec.retry.attempts > 1:

@@ -31,6 +31,7 @@ from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
 from framework.kafka.preflight import check_connection
 from framework.kafka.producer import KafkaProducer
+from framework.kafka.roles import WorkerProducers
 from framework.observability.announce import Announcer, member_id_of
 from framework.observability.health import HealthServer, HealthState
 from framework.observability.metrics import WorkerMetrics
@@ -84,6 +85,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._producers: WorkerProducers | None = None  # outcomes and sub-tasks
         self._router: Router | None = None
         self._runner: TaskRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -141,8 +143,9 @@ class Worker:
             )
             self._http.start()
 
-        self._producer = KafkaProducer(self.settings)
-        self._producer.start()
+        self._producers = WorkerProducers(self.settings)
+        self._producers.start()
+        self._producer = self._producers.outcomes
         self._router = Router(
             self._producer,
             group_id=self.settings.group_id,
@@ -307,10 +310,10 @@ class Worker:
                     )
             for pool in self._pools.values():
                 await pool.stop()
-            if self._producer is not None:
+            if self._producers is not None:
                 remaining = max(0.5, deadline - time.monotonic())
                 await asyncio.get_running_loop().run_in_executor(
-                    None, self._producer.close, remaining
+                    None, self._producers.close, remaining
                 )
             if self._router is not None:
                 self._router.drain()
@@ -353,8 +356,8 @@ class Worker:
         task_id = h.new_id()
         hdrs = dict(headers or {})
         hdrs.update({h.TASK_ID: task_id, h.ATTEMPT: "1"})
-        assert self._producer is not None
-        await self._producer.send(topic, value, key=key, headers=h.encode(hdrs))
+        assert self._producers is not None
+        await self._producers.subtasks.send(topic, value, key=key, headers=h.encode(hdrs))
         return task_id
 
     # -- the fetch loop ---------------------------------------------------------------
@@ -373,7 +376,7 @@ class Worker:
         next_gauges = 0.0
         try:
             while not self._stopping:
-                messages = await self._call(consumer.consume, batch, poll_timeout)
+                messages = await self._call(consumer.consume_ready, batch, poll_timeout)
                 self.health.beat()
                 if messages:
                     self._dispatch(messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -51,6 +52,20 @@ def test_task_finished_counts_by_outcome_and_observes_duration(m: WorkerMetrics)
     # e2e latency is observed only when known.
     assert sample(m, "ktf_task_e2e_latency_seconds_count", handler="resize") == 4
     assert sample(m, "ktf_task_e2e_latency_seconds_sum", handler="resize") == pytest.approx(11.5)
+
+
+def test_task_started_observes_the_wait_since_the_record_timestamp(m: WorkerMetrics) -> None:
+    now_ms = int(time.time() * 1000)
+    m.task_started("resize", now_ms - 3)  # ~3 ms: the 0.005 bucket
+    m.task_started("resize", now_ms - 40_000)  # 40 s: the 60.0 bucket
+    m.task_started("resize", now_ms + 60_000)  # producer clock ahead: counts as zero
+    m.task_started("resize", -1)  # no timestamp: not observed
+    assert sample(m, "ktf_task_queue_seconds_count", handler="resize") == 3
+    assert sample(m, "ktf_task_queue_seconds_bucket", handler="resize", le="0.001") == 1
+    assert sample(m, "ktf_task_queue_seconds_bucket", handler="resize", le="0.025") == 2
+    assert sample(m, "ktf_task_queue_seconds_bucket", handler="resize", le="30.0") == 2
+    assert sample(m, "ktf_task_queue_seconds_bucket", handler="resize", le="60.0") == 3
+    assert sample(m, "ktf_task_queue_seconds_sum", handler="resize") == pytest.approx(40.0, abs=1.0)
 
 
 def test_all_documented_outcomes_are_accepted(m: WorkerMetrics) -> None:

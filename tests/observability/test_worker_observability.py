@@ -135,13 +135,14 @@ def test_healthz_fails_when_the_fetch_loop_stalls_and_recovers(
             assert (await asyncio.to_thread(get, base + "/readyz"))[0] == 200
             consumer = worker._consumer
             assert consumer is not None
-            real = consumer.consume
+            # The fetch loop's call (consume_ready: it never waits for a full batch).
+            real = consumer.consume_ready
 
             def stuck(n: int, timeout: float) -> list[Any]:
                 time.sleep(3.0)  # a fetch loop that does not turn
                 return real(n, timeout)
 
-            consumer.consume = stuck  # type: ignore[method-assign]
+            consumer.consume_ready = stuck  # type: ignore[method-assign]
             deadline = time.monotonic() + 10
             while (await asyncio.to_thread(get, base + "/healthz"))[0] != 503:
                 assert time.monotonic() < deadline, "healthz never reported the stall"
@@ -149,7 +150,7 @@ def test_healthz_fails_when_the_fetch_loop_stalls_and_recovers(
             status, body = await asyncio.to_thread(get, base + "/healthz")
             assert status == 503, body
             assert "fetch loop" in body
-            consumer.consume = real  # type: ignore[method-assign]
+            consumer.consume_ready = real  # type: ignore[method-assign]
             deadline = time.monotonic() + 10
             while (await asyncio.to_thread(get, base + "/healthz"))[0] != 200:
                 assert time.monotonic() < deadline, "healthz did not recover"

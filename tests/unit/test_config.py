@@ -98,3 +98,27 @@ def test_sasl_mechanism_requires_a_sasl_protocol() -> None:
 def test_kafka_overrides_parse_from_environment() -> None:
     s = Settings.load(env={"KTF_KAFKA_OVERRIDES": "fetch.wait.max.ms=50, linger.ms=2"})
     assert s.kafka_overrides == {"fetch.wait.max.ms": "50", "linger.ms": "2"}
+
+
+def test_each_producer_purpose_gets_its_own_linger() -> None:
+    s = Settings.load(
+        env={
+            "KTF_OUTCOME_LINGER_MS": "0",
+            "KTF_SUBTASK_LINGER_MS": "20",
+            "KTF_SUBMIT_LINGER_MS": "2.5",
+        }
+    )
+    assert s.librdkafka("producer", purpose="outcomes")["linger.ms"] == 0.0
+    assert s.librdkafka("producer", purpose="subtasks")["linger.ms"] == 20.0
+    assert s.librdkafka("producer", purpose="submits")["linger.ms"] == 2.5
+    # A producer without a stated purpose writes tasks.
+    assert s.librdkafka("producer")["linger.ms"] == 2.5
+    # The escape hatch still wins.
+    over = s.replace(kafka_overrides={"linger.ms": "7"})
+    assert over.librdkafka("producer", purpose="outcomes")["linger.ms"] == "7"
+
+
+@pytest.mark.parametrize("value", [-1.0, 900_001.0])
+def test_linger_out_of_librdkafka_range_is_rejected_naming_the_field(value: float) -> None:
+    with pytest.raises(ConfigError, match="subtask_linger_ms"):
+        Settings(subtask_linger_ms=value)
