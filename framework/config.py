@@ -76,8 +76,14 @@ class Settings:
     topic_partitions: int = 6
     topic_replication: int = 1
 
+    # Process model: the event loop, and worker processes per pod (N or "auto")
+    loop: str = "uvloop"
+    processes: str = "1"
+
     # Observability
     metrics_port: int = 9100
+    #: Address /metrics, /healthz and /readyz bind to (supervised children: loopback)
+    metrics_host: str = "0.0.0.0"
     stall_timeout: float = 30.0
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -270,6 +276,14 @@ class Settings:
             )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, got {self.metrics_port!r}")
+        if self.loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"loop must be 'uvloop' or 'asyncio', got {self.loop!r}")
+        if self.processes != "auto" and not (self.processes.isdigit() and int(self.processes) >= 1):
+            raise ConfigError(
+                f"processes must be a whole number >= 1 or 'auto', got {self.processes!r}"
+            )
+        if not self.metrics_host.strip():
+            raise ConfigError("metrics_host must not be empty (0.0.0.0 serves every address)")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError(f"log_format must be auto, json or console, got {self.log_format!r}")
         if self.sasl_mechanism and not self.security_protocol.startswith("SASL"):
