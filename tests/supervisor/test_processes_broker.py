@@ -411,3 +411,33 @@ def test_a_configuration_error_in_the_children_stops_the_pod_with_exit_2(
         "see its message above): stopping the pod",
     )
     assert not _events(log, "worker process exited; restarting it")
+
+
+def test_a_crashing_child_is_restarted_with_doubling_backoff(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    log = tmp_path / "pod.log"
+    proc = spawn_worker(
+        kafka_bootstrap,
+        "t-unused",
+        "g-unused",
+        args=["--processes", "2", "--handlers", "tests.supervisor.crashing_handlers"],
+        log_path=log,
+    )
+    try:
+
+        def three_exits_of_one_child() -> list[dict[str, Any]]:
+            exits = [
+                e for e in _events(log, "worker process exited; restarting it") if e["process"] == 0
+            ]
+            return exits if len(exits) >= 3 else []
+
+        exits = _until(three_exits_of_one_child, 30, "three restarts of process 0", log)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(15)
+    finally:
+        stop_process(proc)
+    assert [e["restart_in_s"] for e in exits[:3]] == [1.0, 2.0, 4.0]
+    assert all(e["exit"] == "exit code 3" for e in exits)
+    # Stopped while its children were crashing: the pod reports the failure.
+    assert rc == 1
