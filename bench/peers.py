@@ -107,7 +107,7 @@ CASES: list[Case] = [
         "noop",
         concurrency=100,
         processes=2,
-        note="timed from when both processes have records",
+        note="heartbeat.interval.ms=250; timed from when both processes have records",
     ),
     Case("aiokafka-noop", "aiokafka", "noop", script="aiokafka_loop.py", note="getmany loop"),
     Case(
@@ -306,7 +306,10 @@ def _command(case: Case, env: Env, group: str) -> list[str]:
         str(max(case.concurrency, 1000)),
     ]
     if case.processes > 1:
-        cmd += ["--processes", str(case.processes)]
+        # librdkafka's default 3 s heartbeats make a fresh two-member group take ~6 s
+        # to settle (a cooperative rebalance is two rounds, each noticed on a
+        # heartbeat): on a pre-filled topic one process would have done the work by then.
+        cmd += ["--processes", str(case.processes), "--kafka-opt", "heartbeat.interval.ms=250"]
     return cmd
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import structlog
 
 from framework import eventloop
-from framework.observability.logging import configure_logging
+from framework.observability.logging import bind_process_fields, configure_logging
 from framework.registry import load_handlers
 from framework.runtime.worker import Worker
 from framework.serde import SchemaStore
@@ -75,8 +75,8 @@ def _tell(sock: socket.socket, line: str) -> None:
 
 def _run(sock: socket.socket) -> int:
     settings, index = receive_settings(sock)
-    # Every line this process logs says which child it is.
-    structlog.contextvars.bind_contextvars(worker_process=index)
+    # Every line this process logs, from any thread, says which child it is.
+    bind_process_fields(worker_process=index)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     registry = load_handlers(settings.handlers)
     store = SchemaStore.load([settings.schemas_dir])
