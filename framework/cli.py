@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "framework.commands.tail",
     "framework.commands.cancel",
     "framework.commands.dlq",
+    "framework.commands.schedules",
 )
 
 

@@ -9,6 +9,7 @@ the librdkafka dictionaries are built in exactly one method, :meth:`Settings.lib
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import tomllib
@@ -79,6 +80,11 @@ class Settings:
     # Process model: the event loop, and worker processes per pod (N or "auto")
     loop: str = "uvloop"
     processes: str = "1"
+
+    # Scheduling: the leader group's session timeout bounds a leader failover;
+    # schedules: [[ktf.schedules]] tables of the config file (or JSON in KTF_SCHEDULES)
+    leader_session_timeout_ms: int = 10_000
+    schedules: tuple[Mapping[str, Any], ...] = ()
 
     # Observability
     metrics_port: int = 9100
@@ -247,6 +253,7 @@ class Settings:
             "partition_buffer_high",
             "max_buffered",
             "session_timeout_ms",
+            "leader_session_timeout_ms",
             "max_poll_interval_ms",
             "topic_partitions",
             "topic_replication",
@@ -331,6 +338,8 @@ def _convert(f: dataclasses.Field[Any], raw: Any, source: str) -> Any:
                     raise ValueError(f"expected key=value, got {pair!r}")
                 out[key.strip()] = value.strip()
             return out
+        if name == "schedules":
+            return _schedule_entries(raw)
         if kind.startswith("tuple"):
             if isinstance(raw, list | tuple):
                 return tuple(str(x) for x in raw)
@@ -349,6 +358,20 @@ def _convert(f: dataclasses.Field[Any], raw: Any, source: str) -> Any:
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name} from {source}: {exc}, got {raw!r}") from exc
+
+
+def _schedule_entries(raw: Any) -> tuple[Mapping[str, Any], ...]:
+    """``[[ktf.schedules]]`` tables, or their JSON (a list of objects) from the environment."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON list of schedule objects ({exc.msg})") from None
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list | tuple) or not all(isinstance(e, Mapping) for e in raw):
+        raise ValueError("expected a list of schedule tables")
+    return tuple(dict(e) for e in raw)
 
 
 def _is_int(raw: Any) -> bool:

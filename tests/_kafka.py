@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -98,3 +99,26 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         return {tp.partition: tp.offset for tp in tps}
     finally:
         consumer.close()
+
+
+def free_base_port(nodes: int = 1) -> int:
+    """A base port whose ``2 * nodes`` consecutive ports (client + controller) are free now.
+
+    Tests that start a private broker use it, so runs side by side never collide.
+    """
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 64000 and all(_port_free(port + i) for i in range(1, 2 * nodes)):
+            return port
+    raise AssertionError("no free run of ports found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

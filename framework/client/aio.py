@@ -11,6 +11,7 @@ See docs/producing.md for the headers it writes and the reply-topic design.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import os
 import re
@@ -33,6 +34,7 @@ from framework.kafka.admin import KafkaAdmin, TopicSpec
 from framework.kafka.producer import KafkaProducer
 from framework.registry import HandlerRegistry
 from framework.routing.control import send_cancel
+from framework.scheduling.delay import not_before_ms
 from framework.serde import SchemaStore, TopicCodecs
 
 log = structlog.get_logger("framework.client")
@@ -184,18 +186,25 @@ class TaskClient:
         task_id: str | None = None,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
     ) -> str:
         """Validate, encode and produce one task; return its id once the broker has it.
 
         ``task_id`` defaults to 32 random hex digits; ``deadline`` is a datetime,
         seconds from now (float or timedelta) or epoch ms (int); ``headers`` are
         extra string headers (a ``traceparent`` among them continues that trace).
+        ``delay`` (seconds or a timedelta, up to 7 days) or ``run_at`` (a datetime)
+        delays the task: it is written with ``ktf-not-before`` and waits in the
+        topic's delay tiers, not holding up the topic's other tasks (docs/scheduling.md).
         Raises :class:`EncodeError` (nothing sent) or :class:`KafkaError`.
         """
         data = self.encode(topic, payload)
         tid = task_id or new_id()
         dl = None if deadline is None else deadline_ms(deadline)
-        await self._send(topic, data, _key(key), task_headers(tid, deadline=dl, extra=headers))
+        nb = not_before_ms(delay, run_at)
+        hdrs = task_headers(tid, deadline=dl, extra=headers, not_before=nb)
+        await self._send(topic, data, _key(key), hdrs)
         return tid
 
     async def submit_many(
@@ -206,9 +215,12 @@ class TaskClient:
         keys: Iterable[Key] | None = None,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
     ) -> list[str]:
         """Submit a batch: validate all first (nothing is sent if one is invalid; the
-        error names its index and field), produce all, wait for all acks once."""
+        error names its index and field), produce all, wait for all acks once.
+        ``delay``/``run_at`` as in :meth:`submit`, the same for the whole batch."""
         codec = self.codecs(topic).task
         encoded: list[bytes] = []
         for index, payload in enumerate(payloads):
@@ -220,13 +232,14 @@ class TaskClient:
         if len(key_list) != len(encoded):
             raise ConfigError(f"{len(key_list)} keys for {len(encoded)} payloads")
         dl = None if deadline is None else deadline_ms(deadline)
+        nb = not_before_ms(delay, run_at)
         await self._require_topic(topic)
         producer = self._producer_or_fail()
         raw = producer.raw
         # One trace for the batch (it is one operation), one span per task; the
         # headers every task shares are built once.
         trace_id = new_id()
-        common = task_headers("", deadline=dl, extra=headers)
+        common = task_headers("", deadline=dl, extra=headers, not_before=nb)
         common = [(n, v) for n, v in common if n not in (h.TASK_ID, h.TRACEPARENT)]
         traced = headers is not None and h.TRACEPARENT in headers
         failures: list[Any] = []

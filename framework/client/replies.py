@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,11 +124,7 @@ class ReplyListener:
         except KafkaException as exc:
             raise KafkaError(f"cannot create the reply consumer: {exc}") from exc
         try:
-            md = consumer.list_topics(self.topic, timeout=timeout)
-            meta = md.topics.get(self.topic)
-            if meta is None or meta.error is not None or not meta.partitions:
-                detail = meta.error if meta is not None else "not in metadata"
-                raise KafkaError(f"reply topic {self.topic!r} is not available: {detail}")
+            meta = _reply_topic_metadata(consumer, self.topic, timeout)
             assignment = []
             for partition in sorted(meta.partitions):
                 _low, high = watermarks(consumer, TopicPartition(self.topic, partition), timeout)
@@ -234,3 +231,26 @@ class ReplyListener:
             # stop() runs on an executor thread; futures belong to the loop.
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._fail_all, on_pending())
+
+
+def _reply_topic_metadata(consumer: Any, topic: str, timeout: float) -> Any:
+    """The topic's metadata, waiting (bounded) for a just-created topic to appear.
+
+    A broker answers UNKNOWN_TOPIC_OR_PART for a short while after the topic was
+    created (its metadata cache lags the controller), so a client started right after
+    ``ktf topics ensure`` would otherwise fail for no reason.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.1, deadline - time.monotonic())
+        md = consumer.list_topics(topic, timeout=left)
+        meta = md.topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return meta
+        if time.monotonic() >= deadline:
+            detail = meta.error if meta is not None else "not in metadata"
+            raise KafkaError(
+                f"reply topic {topic!r} is not available: {detail} "
+                "(create it with `ktf topics ensure` or pass an existing reply topic)"
+            )
+        time.sleep(0.1)

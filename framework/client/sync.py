@@ -9,6 +9,7 @@ call one instance concurrently (their calls share one reply consumer).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -130,10 +131,19 @@ class SyncTaskClient:
         task_id: str | None = None,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
     ) -> str:
         """See :meth:`TaskClient.submit`; blocks until the broker has the task."""
         coro = self._client.submit(
-            topic, payload, key=key, task_id=task_id, deadline=deadline, headers=headers
+            topic,
+            payload,
+            key=key,
+            task_id=task_id,
+            deadline=deadline,
+            headers=headers,
+            delay=delay,
+            run_at=run_at,
         )
         return self._run(coro, self._timeout + _GRACE)
 
@@ -145,10 +155,20 @@ class SyncTaskClient:
         keys: Iterable[Key] | None = None,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
     ) -> list[str]:
         """See :meth:`TaskClient.submit_many`."""
         items = list(payloads)
-        coro = self._client.submit_many(topic, items, keys=keys, deadline=deadline, headers=headers)
+        coro = self._client.submit_many(
+            topic,
+            items,
+            keys=keys,
+            deadline=deadline,
+            headers=headers,
+            delay=delay,
+            run_at=run_at,
+        )
         # Queueing is bounded by the producer's queue-full timeout per record batch.
         return self._run(coro, self._timeout + _GRACE + len(items) / 1_000)
 

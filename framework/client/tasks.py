@@ -22,7 +22,7 @@ Deadline = dt.datetime | dt.timedelta | float | int
 _MIN_EPOCH_MS = 1_000_000_000_000
 
 # Contract headers the client owns; a caller's ``headers=`` cannot override them.
-_OWNED = frozenset({h.TASK_ID, h.ATTEMPT, h.DEADLINE, h.REPLY_TO, h.CORRELATION_ID})
+_OWNED = frozenset({h.TASK_ID, h.ATTEMPT, h.DEADLINE, h.NOT_BEFORE, h.REPLY_TO, h.CORRELATION_ID})
 
 
 def new_traceparent() -> str:
@@ -74,6 +74,7 @@ def task_headers(
     reply_to: str | None = None,
     correlation_id: str | None = None,
     extra: Mapping[str, str] | None = None,
+    not_before: int | None = None,
 ) -> list[tuple[str, bytes]]:
     """The headers of a first-attempt task record.
 
@@ -88,8 +89,8 @@ def task_headers(
         for name, value in extra.items():
             if name in _OWNED:
                 raise ConfigError(
-                    f"header {name!r} is set by the client; use the task_id=/deadline= "
-                    "arguments or call() instead"
+                    f"header {name!r} is set by the client; use the task_id=/deadline=/"
+                    "delay=/run_at= arguments or call() instead"
                 )
             if name == h.TRACEPARENT:
                 has_trace = True
@@ -99,7 +100,14 @@ def task_headers(
     if not has_trace:
         out.append((h.TRACEPARENT, new_traceparent().encode("ascii")))
     if deadline is not None:
+        if not_before is not None and deadline <= not_before:
+            raise ConfigError(
+                f"deadline {deadline} is not after the delayed start {not_before}: the task "
+                "would expire before it may run"
+            )
         out.append((h.DEADLINE, str(deadline).encode("ascii")))
+    if not_before is not None:
+        out.append((h.NOT_BEFORE, str(not_before).encode("ascii")))
     if reply_to is not None:
         out.append((h.REPLY_TO, reply_to.encode("utf-8")))
     if correlation_id is not None:

@@ -112,6 +112,27 @@ def parse_deadline(text: str | None) -> Deadline | None:
         ) from None
 
 
+def parse_when(delay: str | None, run_at: str | None) -> tuple[float | None, dt.datetime | None]:
+    """``--delay 10m`` as seconds and ``--run-at`` as a datetime (ConfigError naming the flag)."""
+    seconds = None
+    if delay is not None:
+        try:
+            seconds = parse_delay(delay)
+        except ConfigError:
+            raise ConfigError(
+                f"--delay {delay!r}: expected a delay like 500ms, 30s, 10m, 2h or 1d"
+            ) from None
+    when = None
+    if run_at is not None:
+        try:
+            when = dt.datetime.fromisoformat(run_at)
+        except ValueError:
+            raise ConfigError(
+                f"--run-at {run_at!r}: expected an ISO 8601 time such as 2030-01-01T09:00:00Z"
+            ) from None
+    return seconds, when
+
+
 def to_json(value: Any) -> str:
     """JSON for decoded Avro values (bytes as base64, decimals and times as strings)."""
     return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
@@ -168,6 +189,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--header", action="append", metavar="NAME=VALUE", help="extra header, repeatable"
     )
     p.add_argument("--deadline", help="30s / 5m (from now), epoch milliseconds, or ISO 8601 time")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--delay",
+        metavar="DELAY",
+        help="run the task(s) this much later: 500ms, 30s, 10m, 2h, 1d (at most 7d); the "
+        "task waits in the topic's delay tiers (docs/scheduling.md)",
+    )
+    when.add_argument(
+        "--run-at",
+        dest="run_at",
+        metavar="TIME",
+        help="run the task(s) at this ISO 8601 time (e.g. 2030-01-01T09:00:00+01:00)",
+    )
     add_schema_args(p)
     add_connection_args(p)
     p.set_defaults(func=run)
@@ -220,6 +254,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
     schemas, handlers = schemas_for(args, settings, args.topic)
     headers = parse_headers(args.header)
     deadline = parse_deadline(args.deadline)
+    delay, run_at = parse_when(args.delay, args.run_at)
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout}")
     async with TaskClient(
@@ -245,11 +280,17 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"ktf send: --json: {exc}", file=sys.stderr)
                 return 1
             task_id = await client.submit(
-                args.topic, payload, key=args.key, deadline=deadline, headers=headers
+                args.topic,
+                payload,
+                key=args.key,
+                deadline=deadline,
+                headers=headers,
+                delay=delay,
+                run_at=run_at,
             )
             print(task_id)
             return 0
-        return await _send_file(client, args, deadline, headers)
+        return await _send_file(client, args, deadline, headers, delay, run_at)
 
 
 async def _send_file(
@@ -257,6 +298,8 @@ async def _send_file(
     args: argparse.Namespace,
     deadline: Deadline | None,
     headers: dict[str, str],
+    delay: float | None = None,
+    run_at: dt.datetime | None = None,
 ) -> int:
     label = "<stdin>" if args.file == "-" else args.file
     lines, errors = read_lines(args.file, args.key_field)
@@ -292,6 +335,8 @@ async def _send_file(
             keys=keys,
             deadline=deadline,
             headers=headers,
+            delay=delay,
+            run_at=run_at,
         )
         sys.stdout.write("".join(f"{i}\n" for i in ids))
         sent += len(ids)

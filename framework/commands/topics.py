@@ -8,6 +8,8 @@ from framework import headers as h
 from framework.commands._common import add_connection_args, settings_from
 from framework.kafka.admin import KafkaAdmin, TopicSpec
 from framework.registry import HandlerRegistry, load_handlers
+from framework.scheduling.delay import CANCEL_WINDOW, delay_topics
+from framework.scheduling.scheduler import scheduler_topics
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create missing task, reply, retry, dead-letter and control topics",
         description=(
             "Create every topic the handlers need: task topics, <topic>.reply (when a "
-            "handler declares a result), <topic>.retry.<tier>, <topic>.dlq and ktf.control. "
-            "Existing topics are left unchanged and reported."
+            "handler declares a result), <topic>.retry.<tier>, <topic>.delay.<tier> (delayed "
+            "tasks), <topic>.dlq, ktf.control and the scheduler's ktf.leader, ktf.schedules "
+            "and ktf.schedules.runs. Existing topics are left unchanged and reported."
         ),
     )
     e.add_argument(
@@ -40,6 +43,7 @@ def topic_specs(registry: HandlerRegistry, partitions: int, replication: int) ->
     names: list[str] = []
     for spec in registry.specs:
         names.extend(spec.topics_needed())
+        names.extend(delay_topics(spec.topic))
     names.append(h.CONTROL_TOPIC)
     seen: dict[str, TopicSpec] = {}
     for name in names:
@@ -48,10 +52,13 @@ def topic_specs(registry: HandlerRegistry, partitions: int, replication: int) ->
         config: dict[str, str] = {}
         parts = partitions
         if name == h.CONTROL_TOPIC:
-            # Every worker reads all of it; short retention keeps replays cheap.
+            # Every worker reads all of it; short retention keeps replays cheap, but a
+            # cancel must outlive the longest delay of a delayed task.
             parts = 1
-            config = {"retention.ms": str(24 * 3600 * 1000)}
+            config = {"retention.ms": str(int(max(24 * 3600, CANCEL_WINDOW) * 1000))}
         seen[name] = TopicSpec(name, parts, replication, config)
+    for extra in scheduler_topics(replication):
+        seen.setdefault(extra.name, extra)
     return list(seen.values())
 
 

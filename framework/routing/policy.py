@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 from framework.errors import ConfigError, FrameworkError
 
-_DELAY = re.compile(r"^(\d+)(ms|s|m|h)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DELAY = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_delay(tier: str) -> float:
-    """Seconds of a tier name such as ``"5s"``, ``"1m"`` or ``"500ms"``."""
+    """Seconds of a tier name such as ``"5s"``, ``"1m"``, ``"500ms"`` or ``"1d"``."""
     match = _DELAY.match(tier)
     if match is None:
-        raise ConfigError(f"retry tier {tier!r} is not a delay like 500ms, 5s, 1m or 2h")
+        raise ConfigError(f"retry tier {tier!r} is not a delay like 500ms, 5s, 1m, 2h or 1d")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 

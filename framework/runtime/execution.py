@@ -94,6 +94,9 @@ class TaskRunner:
         #: task id -> running asyncio task, for cancellation across nodes
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.is_cancelled: Callable[[str], bool] = lambda _task_id: False
+        #: delayed tasks: moves a record whose ktf-not-before is ahead to a delay
+        #: tier and returns the outcome, or returns None (due: run it)
+        self.defer: Callable[[Envelope, Mapping[str, str]], str | None] | None = None
 
     def cancel(self, task_id: str) -> bool:
         """Cancel the task if it runs here (the runner then replies ``cancelled``)."""
@@ -165,6 +168,10 @@ class TaskRunner:
         if poison is not None:
             self._dead_letter(env, poison[1], _trace(hdrs), poison[0])
             return OUTCOME_DEAD
+        if self.defer is not None and h.NOT_BEFORE in hdrs:
+            deferred = self.defer(env, hdrs)
+            if deferred is not None:
+                return deferred
         codecs = self._codecs[spec.topic]
         try:
             task = codecs.task.decode(env.value)  # type: ignore[arg-type]

@@ -33,13 +33,16 @@ from framework.kafka.producer import KafkaProducer
 from framework.observability.health import HealthServer, HealthState
 from framework.observability.metrics import WorkerMetrics
 from framework.registry import HandlerRegistry, load_handlers
-from framework.routing.control import Cancellations
+from framework.routing.control import DEFAULT_WINDOW, Cancellations
 from framework.routing.retry import NotBeforeGate, consumed_topics, tier_map
 from framework.routing.router import Router
 from framework.runtime.execution import TaskRunner
 from framework.runtime.flow import FlowControl
 from framework.runtime.pool import HandlerPool
 from framework.runtime.state import Envelope, PartitionState
+from framework.scheduling.delay import CANCEL_WINDOW
+from framework.scheduling.hook import WorkerScheduling
+from framework.scheduling.schedule import Schedule
 from framework.serde import SchemaStore, TopicCodecs
 
 log = structlog.get_logger("framework.worker")
@@ -60,9 +63,13 @@ class Worker:
         schemas: SchemaStore | None = None,
         metrics: WorkerMetrics | None = None,
         serve_http: bool | None = None,
+        schedules: Sequence[Schedule] | None = None,
     ) -> None:
         self.settings = settings
         self._registry = registry
+        # None: the @periodic schedules of the handler modules (settings.handlers, else
+        # the entry-point plugins) and the config file's [[ktf.schedules]].
+        self._schedules = schedules
         self._schemas = schemas
         self.metrics = metrics or WorkerMetrics()
         self.health = HealthState(stall_timeout=settings.stall_timeout)
@@ -91,6 +98,8 @@ class Worker:
         self._tiers: dict[str, Any] = {}
         self._gate: NotBeforeGate | None = None
         self._control: Cancellations | None = None
+        # delayed tasks and periodic schedules (framework.scheduling)
+        self._scheduling: WorkerScheduling | None = None
 
     # -- public lifecycle -----------------------------------------------------------
 
@@ -144,7 +153,13 @@ class Worker:
         # issue 4 hook: tier topics map back to their handler; cancels via ktf.control
         self._tiers = tier_map(registry)
         self._gate = NotBeforeGate(lambda e: self._pools[e.spec.topic].submit(e), self._loop)
-        self._control = Cancellations(self.settings, self._runner.cancel, self._loop)
+        # A delayed task cancelled before it is due must still be known when it comes up.
+        self._control = Cancellations(
+            self.settings,
+            self._runner.cancel,
+            self._loop,
+            window=max(DEFAULT_WINDOW, CANCEL_WINDOW),
+        )
         self._runner.is_cancelled = self._control.is_cancelled
         self._control.start()
         total_concurrency = sum(s.concurrency for s in registry.specs)
@@ -157,6 +172,19 @@ class Worker:
             pool = HandlerPool(spec, self._runner.run, global_limit=limit)
             pool.start()
             self._pools[spec.topic] = pool
+        self._scheduling = WorkerScheduling(
+            self.settings,
+            registry,
+            codecs,
+            self._router,
+            gate_offer=self._gate.offer,
+            submit=lambda e: self._pools[e.spec.topic].submit(e),
+            loop=self._loop,
+            metrics_registry=self.metrics.registry,
+            schedules=self._schedules,
+        )
+        await self._scheduling.start()
+        self._runner.defer = self._scheduling.defer
 
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ktf-consumer")
         self._consumer = KafkaConsumer(
@@ -168,7 +196,9 @@ class Worker:
             on_stats=self.metrics.update_from_stats,
             stats_interval_ms=5_000,
         )
-        await self._call(self._consumer.start, consumed_topics(registry))  # issue 4: + tiers
+        await self._call(
+            self._consumer.start, consumed_topics(registry) + self._scheduling.topics
+        )  # issue 4: + tiers
         self.health.beat()
         self.health.set_ready(True)
         self._fetch_task = asyncio.create_task(self._fetch_loop(), name="ktf-fetch-loop")
@@ -228,6 +258,8 @@ class Worker:
         self._stopping = True
         self._stop_event.set()
         self.health.set_ready(False, "stopping")
+        if self._scheduling is not None:
+            await self._scheduling.stop()
         timeout = self.settings.drain_timeout if drain_timeout is None else drain_timeout
         deadline = time.monotonic() + timeout
         if self._fetch_task is not None:
@@ -370,6 +402,8 @@ class Worker:
                     if spec is not None:
                         # A retry record waits for its not-before.
                         submit = self._gate.offer  # type: ignore[union-attr]
+                    elif self._scheduling is not None:  # a delay tier of a handler
+                        spec, submit = self._scheduling.route(topic)
             if state is None or state.revoked or submit is None:
                 continue
             offset = msg.offset()
@@ -383,6 +417,8 @@ class Worker:
 
     async def _apply_flow(self) -> None:
         held = self._gate.held if self._gate is not None else 0
+        if self._scheduling is not None:
+            held += self._scheduling.held
         pause, resume = self._flow.decide(self._states.values(), exempt=held)
         if (pause or resume) and self._consumer is not None:
             if pause:

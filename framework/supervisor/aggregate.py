@@ -11,7 +11,7 @@ supervisor merges what they serve, when it is scraped:
 - counters, histograms and summaries are summed per series (same name and labels);
 - gauges are summed (in-flight tasks, buffered records, paused partitions add up)
   except those in :data:`MAX_GAUGES`, where the pod's value is the worst child's
-  (a lag, an age, a leader flag: adding them would mean nothing);
+  (a lag, an age, a leader flag or epoch: adding them would mean nothing);
 - ``*_created`` samples take the earliest.
 
 A child that exits leaves its last scraped counters behind (:class:`Carried`), so
@@ -38,6 +38,8 @@ MAX_GAUGES = frozenset(
         "ktf_event_loop_lag_seconds",
         "ktf_oldest_unfinished_age_seconds",
         "ktf_leader",
+        "ktf_leader_epoch",
+        "ktf_schedule_lag_seconds",
     }
 )
 _CUMULATIVE = frozenset({"counter", "histogram", "summary", "gaugehistogram"})

@@ -17,7 +17,7 @@ from framework.commands.topics import topic_specs
 from framework.kafka.admin import KafkaAdmin
 from framework.registry import HandlerRegistry, spec_of
 from framework.serde import SchemaStore
-from tests._kafka import produce
+from tests._kafka import free_base_port, produce
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = SchemaStore.load([ROOT / "schemas"])
@@ -163,7 +163,7 @@ def test_healthz_fails_when_the_fetch_loop_stalls_and_recovers(
 def test_healthz_stays_healthy_while_the_broker_is_down(tmp_path: Path, unique: str) -> None:
     from framework.devkafka import ClusterSpec, down, up
 
-    spec = ClusterSpec(nodes=1, base_port=39092, state_dir=tmp_path / "kafka")
+    spec = ClusterSpec(nodes=1, base_port=free_base_port(), state_dir=tmp_path / "kafka")
     up(spec, timeout=120)
     try:
         topic = f"{unique}.obs"
