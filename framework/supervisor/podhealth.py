@@ -112,7 +112,8 @@ class PodHealth(HealthState):
 
 def _readyz(view: ChildView) -> tuple[int, str]:
     code, body = http_get(view.port or 0, "/readyz", 1.0)
-    return code, body if code else f"{view.status} ({body})"
+    # Not answering: usually it has just exited and the supervisor is about to notice.
+    return code, body if code else f"not answering /readyz ({body})"
 
 
 class PodCollector(Collector):
