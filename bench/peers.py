@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -411,39 +410,14 @@ def _watch(
 
 
 def prefill(bootstrap: str, topic: str, records: int, partitions: int) -> None:
+    """The topic of bench/throughput.py: the same records, keys and compression."""
     sys.path.insert(0, str(CASES_DIR))
-    from _common import PARSED
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-    from fastavro import schemaless_writer
+    from _common import SCHEMA
+    from throughput import SCHEMA as THROUGHPUT_SCHEMA
+    from throughput import prefill as fill
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for fut in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
-        fut.result(30)
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 50,
-            "batch.num.messages": 10_000,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 500_000,
-        }
-    )
-    buf = io.BytesIO()
-    for n in range(records):
-        buf.seek(0)
-        buf.truncate()
-        schemaless_writer(buf, PARSED, {"n": n, "word": "lorem-ipsum"})
-        while True:
-            try:
-                producer.produce(topic, buf.getvalue(), key=b"k%d" % (n % 1000))
-                break
-            except BufferError:
-                producer.poll(0.1)
-        if n % 10_000 == 0:
-            producer.poll(0)
-    if producer.flush(120) != 0:
-        raise SystemExit(f"prefill of {topic}: records left unsent after 120 s")
+    assert SCHEMA == THROUGHPUT_SCHEMA, "bench/peer_cases/_common.py and throughput.py differ"
+    fill(bootstrap, topic, records, partitions)
 
 
 # -- report -----------------------------------------------------------------------------------

@@ -275,16 +275,14 @@ def main() -> None:
     print(a.line(), flush=True)
     first = args.loops[0]
     for loop in args.loops:
-        b = worker_phase(
-            f"(b) worker, no-op, {loop}",
-            bootstrap,
-            topic,
-            n,
-            sleep=0.0,
-            concurrency=100,
-            batch=args.batch_size,
-            loop=loop,
-        )
+
+        def noop(name: str, loop: str = loop, **kw: Any) -> Result:
+            return worker_phase(
+                name, bootstrap, topic, n, sleep=0.0, concurrency=100,
+                batch=args.batch_size, loop=loop, **kw,
+            )  # fmt: skip
+
+        b = noop(f"(b) worker, no-op, {loop}")
         print(b.line(f"b/a = {b.rate / a.rate:.2f} (target >= 0.8)"), flush=True)
         if loop != first:
             continue
@@ -292,32 +290,9 @@ def main() -> None:
         # alternated with the instrumented one; best of each (the machine is shared).
         plain, instrumented = [], [b.rate]
         for i in range(2):
-            plain.append(
-                worker_phase(
-                    "(b0) no-op, metrics off",
-                    bootstrap,
-                    topic,
-                    n,
-                    sleep=0.0,
-                    concurrency=100,
-                    batch=args.batch_size,
-                    metrics=NullMetrics(),
-                    loop=loop,
-                ).rate
-            )
+            plain.append(noop("(b0) no-op, metrics off", metrics=NullMetrics()).rate)
             if i == 0:
-                instrumented.append(
-                    worker_phase(
-                        "(b) again",
-                        bootstrap,
-                        topic,
-                        n,
-                        sleep=0.0,
-                        concurrency=100,
-                        batch=args.batch_size,
-                        loop=loop,
-                    ).rate
-                )
+                instrumented.append(noop("(b) again").rate)
         cost = 1 - max(instrumented) / max(plain)
         print(
             f"metrics cost on (b): {cost:+.1%} of throughput (instrumented "

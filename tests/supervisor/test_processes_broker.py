@@ -101,6 +101,16 @@ def _pod(
     return proc, port
 
 
+def _wait_both_assigned(port: int, log: Path) -> None:
+    """Until both children have had partitions assigned (the pod counts assign callbacks)."""
+
+    def assigned() -> bool:
+        text = _get(port, "/metrics")[1]
+        return _sample(text, "ktf_rebalances_total", event="assign") >= 2
+
+    _until(assigned, 45, "both children assigned", log)
+
+
 def _children(log: Path, expected: int = 2) -> dict[int, int]:
     """process index -> pid of the children that reported ready (the latest per index)."""
 
@@ -167,12 +177,7 @@ def test_pod_metrics_sum_the_task_counters_of_both_children(
     reader = ReplyReader(kafka_bootstrap, f"{topic}.reply")
     try:
         # Wait for both children to own partitions so that both take a share.
-        _until(
-            lambda: _sample(_get(port, "/metrics")[1], "ktf_rebalances_total", event="assign") >= 2,
-            45,
-            "both children assigned",
-            log,
-        )
+        _wait_both_assigned(port, log)
         produce_tasks(kafka_bootstrap, topic, [(b"k%d" % i, i, 0) for i in range(n)])
         assert len(reader.wait_distinct(n, timeout=60)) == n
         by_pid = Counter(r["pid"] for r in reader.replies)
@@ -213,12 +218,7 @@ def test_sigkill_of_one_child_restarts_it_and_loses_no_task(
     reader = ReplyReader(kafka_bootstrap, f"{topic}.reply")
     rng = random.Random(5)
     try:
-        _until(
-            lambda: _sample(_get(port, "/metrics")[1], "ktf_rebalances_total", event="assign") >= 2,
-            45,
-            "both children assigned",
-            log,
-        )
+        _wait_both_assigned(port, log)
         produce_tasks(
             kafka_bootstrap, topic, [(b"k%d" % i, i, rng.randint(0, 10)) for i in range(n)]
         )
@@ -278,12 +278,7 @@ def test_sigterm_drains_both_children_and_exits_within_the_drain_timeout(
     reader = ReplyReader(kafka_bootstrap, f"{topic}.reply")
     rng = random.Random(3)
     try:
-        _until(
-            lambda: _sample(_get(port, "/metrics")[1], "ktf_rebalances_total", event="assign") >= 2,
-            45,
-            "both children assigned",
-            log,
-        )
+        _wait_both_assigned(port, log)
         pids = set(_children(log).values())
         produce_tasks(
             kafka_bootstrap, topic, [(b"k%d" % i, i, rng.randint(200, 1_500)) for i in range(n)]
@@ -336,12 +331,7 @@ def test_second_signal_is_forwarded_and_the_pod_exits_at_once(
         args=["--drain-timeout", "60"],
     )
     try:
-        _until(
-            lambda: _sample(_get(port, "/metrics")[1], "ktf_rebalances_total", event="assign") >= 2,
-            45,
-            "both children assigned",
-            log,
-        )
+        _wait_both_assigned(port, log)
         pids = set(_children(log).values())
         produce_tasks(kafka_bootstrap, topic, [(b"k%d" % i, i, 30_000) for i in range(20)])
         _until(
