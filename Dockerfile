@@ -23,14 +23,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Only what the wheel needs: a change to tests or docs does not invalidate this layer.
-COPY pyproject.toml README.md ./
+# constraints.txt pins every runtime dependency to the version the tests ran against
+# (scripts/pin-constraints.py), so a rebuild never picks up an untested release.
+COPY pyproject.toml README.md constraints.txt ./
 COPY framework/ framework/
 COPY handlers/ handlers/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install /wheels/kafka_task_framework-*.whl
+    && /opt/venv/bin/pip install -c constraints.txt /wheels/kafka_task_framework-*.whl
 ARG EXTRA_PACKAGES=""
-RUN if [ -n "${EXTRA_PACKAGES}" ]; then /opt/venv/bin/pip install ${EXTRA_PACKAGES}; fi
+# Plugins install under the same constraints: they cannot move ktf's dependencies.
+RUN if [ -n "${EXTRA_PACKAGES}" ]; then /opt/venv/bin/pip install -c constraints.txt ${EXTRA_PACKAGES}; fi
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG KTF_UID=10001

@@ -4,15 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format venv broker-up broker-down bench clean
+.PHONY: demo test lint format venv broker-up broker-down bench clean constraints
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
+
+## Pin the runtime dependencies to the installed (tested) versions: constraints.txt.
+constraints: venv
+	$(BIN)/python scripts/pin-constraints.py
 
 ## Start a local broker (unless KTF_BOOTSTRAP_SERVERS is set), run a worker with the
 ## example handlers, produce tasks, print one summary line, stop what was started.

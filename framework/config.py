@@ -90,6 +90,11 @@ class Settings:
     metrics_port: int = 9100
     #: Address /metrics, /healthz and /readyz bind to (supervised children: loopback)
     metrics_host: str = "0.0.0.0"
+    #: host name or IP others reach this worker's metrics port at (announced on
+    #: ktf.workers for `ktf top --group`); default: this machine's name
+    advertised_host: str | None = None
+    #: seconds between announcements on ktf.workers; 0 disables them
+    announce_interval: float = 10.0
     stall_timeout: float = 30.0
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -280,6 +285,10 @@ class Settings:
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise ConfigError(
                 f"auto_offset_reset must be 'earliest' or 'latest', got {self.auto_offset_reset!r}"
+            )
+        if not 0 <= self.announce_interval <= 120:
+            raise ConfigError(
+                f"announce_interval must be 0 (off) to 120 seconds, got {self.announce_interval!r}"
             )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, got {self.metrics_port!r}")

@@ -32,6 +32,15 @@ def register(subparsers: Any) -> None:
     ):
         p = actions.add_parser(name, help=help_text, description=help_text)
         _add_spec_args(p)
+        if name == "up":
+            p.add_argument(
+                "--security",
+                choices=("plaintext", "sasl_ssl"),
+                default=None,
+                help="plaintext (default), or sasl_ssl: SCRAM-SHA-512 over TLS with a CA and "
+                "broker certificate generated under the state dir; prints where the client "
+                "settings are (client.env, mode 0600), never the password",
+            )
         if name in ("up", "down"):
             default = DEFAULT_UP_TIMEOUT if name == "up" else DEFAULT_DOWN_TIMEOUT
             p.add_argument(
@@ -151,9 +160,11 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _layout(nodes: int | None, base_port: int | None, state_dir: str | None) -> tuple[int, int]:
+def _layout(
+    nodes: int | None, base_port: int | None, state_dir: str | None, security: str | None = None
+) -> tuple[int, int, str]:
     """Flags first, then the layout an existing --state-dir records, then the defaults."""
-    if state_dir and (nodes is None or base_port is None):
+    if state_dir and (nodes is None or base_port is None or security is None):
         recorded = Path(state_dir) / "cluster.spec"
         if recorded.exists():
             fields = dict(
@@ -163,18 +174,23 @@ def _layout(nodes: int | None, base_port: int | None, state_dir: str | None) -> 
                 nodes = int(fields["nodes"])
             if base_port is None and fields.get("base_port", "").isdigit():
                 base_port = int(fields["base_port"])
-    return nodes or 1, base_port or DEFAULT_BASE_PORT
+            if security is None:
+                security = fields.get("security")
+    return nodes or 1, base_port or DEFAULT_BASE_PORT, security or "plaintext"
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``up``, ``down`` or ``status``; return the process exit code."""
-    nodes, base_port = _layout(args.nodes, args.base_port, args.state_dir)
+    nodes, base_port, security = _layout(
+        args.nodes, args.base_port, args.state_dir, getattr(args, "security", None)
+    )
     spec = ClusterSpec(
         nodes=nodes,
         base_port=base_port,
         kafka_version=args.kafka_version,
         state_dir=args.state_dir,
         heap=args.heap,
+        security=security,
     )
     if args.action == "up":
         st = up(spec, progress=_progress, timeout=args.timeout)
@@ -207,4 +223,9 @@ def _print_status(st: ClusterStatus) -> None:
         pid = str(n.pid) if n.pid is not None else "-"
         alive = "up" if n.alive else "down"
         print(f"  node {n.node_id}  pid {pid:>7}  {n.address:<16} {alive:<5} log {n.log_path}")
+    if st.client_env is not None:
+        print(
+            "  SASL_SSL (SCRAM-SHA-512, user ktf): client settings in "
+            f"{st.client_env} (mode 0600); use them with: . {st.client_env}"
+        )
     sys.stdout.flush()

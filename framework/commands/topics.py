@@ -7,6 +7,7 @@ import argparse
 from framework import headers as h
 from framework.commands._common import add_connection_args, settings_from
 from framework.kafka.admin import KafkaAdmin, TopicSpec
+from framework.observability.announce import WORKERS_TOPIC, workers_topic_config
 from framework.registry import HandlerRegistry, load_handlers
 from framework.scheduling.delay import CANCEL_WINDOW, delay_topics
 from framework.scheduling.scheduler import scheduler_topics
@@ -22,8 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Create every topic the handlers need: task topics, <topic>.reply (when a "
             "handler declares a result), <topic>.retry.<tier>, <topic>.delay.<tier> (delayed "
-            "tasks), <topic>.dlq, ktf.control and the scheduler's ktf.leader, ktf.schedules "
-            "and ktf.schedules.runs. Existing topics are left unchanged and reported."
+            "tasks), <topic>.dlq, ktf.control, ktf.workers (worker announcements for "
+            "`ktf top`) and the scheduler's ktf.leader, ktf.schedules and "
+            "ktf.schedules.runs. Existing topics are left unchanged and reported."
         ),
     )
     e.add_argument(
@@ -45,6 +47,7 @@ def topic_specs(registry: HandlerRegistry, partitions: int, replication: int) ->
         names.extend(spec.topics_needed())
         names.extend(delay_topics(spec.topic))
     names.append(h.CONTROL_TOPIC)
+    names.append(WORKERS_TOPIC)
     seen: dict[str, TopicSpec] = {}
     for name in names:
         if name in seen:
@@ -56,6 +59,9 @@ def topic_specs(registry: HandlerRegistry, partitions: int, replication: int) ->
             # cancel must outlive the longest delay of a delayed task.
             parts = 1
             config = {"retention.ms": str(int(max(24 * 3600, CANCEL_WINDOW) * 1000))}
+        elif name == WORKERS_TOPIC:
+            # Workers announce themselves here for `ktf top --group` (compacted).
+            parts, config = 1, workers_topic_config()
         seen[name] = TopicSpec(name, parts, replication, config)
     for extra in scheduler_topics(replication):
         seen.setdefault(extra.name, extra)

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from framework.devkafka import procs
+from framework.devkafka import procs, security
 from framework.devkafka.jars import ensure_jars, require_tool
 from framework.devkafka.properties import render_log4j2, render_properties
 from framework.devkafka.spec import ClusterSpec, NodeSpec
@@ -52,16 +53,20 @@ class ClusterStatus:
     running: bool
     bootstrap_servers: str = ""
     state_dir: Path | None = None
+    #: sasl_ssl clusters: the file with the client's KTF_* settings (mode 0600)
+    client_env: Path | None = None
 
 
 def status(spec: ClusterSpec) -> ClusterStatus:
     """Inspect pid files and processes; never starts or stops anything."""
     nodes = tuple(_node_status(n) for n in spec.node_specs)
+    env = spec.root / "client.env"
     return ClusterStatus(
         nodes=nodes,
         running=all(n.alive for n in nodes),
         bootstrap_servers=spec.bootstrap_servers,
         state_dir=spec.root,
+        client_env=env if spec.secured and env.exists() else None,
     )
 
 
@@ -85,8 +90,9 @@ def up(
     to_start = [n for n, st in zip(spec.node_specs, current.nodes, strict=True) if not st.alive]
     _check_ports(to_start)
     lib = ensure_jars(spec.kafka_version, progress)
-    cluster_id = _prepare_state(spec, java, lib)
-    _format(spec, to_start, java, lib, cluster_id, progress)
+    creds = _credentials(spec, java, progress)
+    cluster_id = _prepare_state(spec, java, lib, creds)
+    _format(spec, to_start, java, lib, cluster_id, progress, creds)
 
     progress(
         f"starting {len(to_start)} Kafka {spec.kafka_version} node(s) at "
@@ -183,10 +189,33 @@ def _check_ports(nodes: list[NodeSpec]) -> None:
                 )
 
 
-def _prepare_state(spec: ClusterSpec, java: str, lib: Path) -> str:
+def _credentials(spec: ClusterSpec, java: str, progress: Progress) -> security.Credentials | None:
+    if not spec.secured:
+        return None
+    spec.root.mkdir(parents=True, exist_ok=True)
+    _check_layout(spec)
+    if not (spec.root / "credentials.json").exists():
+        progress("generating a CA, a broker certificate and SCRAM-SHA-512 users (keytool)")
+    return security.load_or_create(spec.root, java)
+
+
+def _check_layout(spec: ClusterSpec) -> None:
+    layout = spec.layout()
+    if spec.spec_path.exists():
+        recorded = spec.spec_path.read_text(encoding="utf-8").strip()
+        if recorded != layout:
+            raise DevKafkaError(
+                f"state dir {spec.root} belongs to a cluster with {recorded}, not {layout}; "
+                "use another --state-dir or delete that directory"
+            )
+
+
+def _prepare_state(
+    spec: ClusterSpec, java: str, lib: Path, creds: security.Credentials | None = None
+) -> str:
     """Create the state layout and return the cluster id (generated once per state dir)."""
     spec.root.mkdir(parents=True, exist_ok=True)
-    layout = f"nodes={spec.nodes} base_port={spec.base_port}"
+    layout = spec.layout()
     if spec.spec_path.exists():
         recorded = spec.spec_path.read_text(encoding="utf-8").strip()
         if recorded != layout:
@@ -198,7 +227,9 @@ def _prepare_state(spec: ClusterSpec, java: str, lib: Path) -> str:
         spec.spec_path.write_text(layout + "\n", encoding="utf-8")
     for node in spec.node_specs:
         node.logs_dir.mkdir(parents=True, exist_ok=True)
-        node.properties_path.write_text(render_properties(spec, node), encoding="utf-8")
+        node.properties_path.write_text(render_properties(spec, node, creds), encoding="utf-8")
+        if creds is not None:  # holds the broker's SCRAM and keystore passwords
+            node.properties_path.chmod(0o600)
         (node.dir / "log4j2.properties").write_text(render_log4j2(), encoding="utf-8")
     if spec.cluster_id_path.exists():
         return spec.cluster_id_path.read_text(encoding="utf-8").strip()
@@ -217,8 +248,13 @@ def _format(
     lib: Path,
     cluster_id: str,
     progress: Progress,
+    creds: security.Credentials | None = None,
 ) -> None:
-    """Format the KRaft storage of nodes that were never formatted."""
+    """Format the KRaft storage of nodes that were never formatted.
+
+    A secured cluster's SCRAM users are created here (``--add-scram``), so the
+    brokers can authenticate each other from their first start.
+    """
     fresh = [n for n in nodes if not (n.data_dir / "meta.properties").exists()]
     if not fresh:
         return
@@ -243,6 +279,8 @@ def _format(
         ]
         if spec.nodes == 1:
             cmd.append("--standalone")
+        if creds is not None:
+            cmd += security.scram_arguments(creds)
         running.append(
             (
                 node,
@@ -372,7 +410,11 @@ def _brokers_seen(spec: ClusterSpec, timeout: float) -> set[int]:
     from framework.config import Settings
 
     # Not Settings.load(): KTF_* variables describe the user's cluster, not this one.
-    conf = Settings(bootstrap_servers=spec.bootstrap_servers).librdkafka("admin")
+    extra: dict[str, Any] = {}
+    creds = security.load(spec.root) if spec.secured else None
+    if creds is not None:
+        extra = creds.client_settings()
+    conf = Settings(bootstrap_servers=spec.bootstrap_servers, **extra).librdkafka("admin")
     admin = AdminClient(conf)
     try:
         md = admin.list_topics(timeout=timeout)

@@ -5,6 +5,7 @@ Pure functions of the :class:`ClusterSpec`: unit tests check them without a JVM.
 
 from __future__ import annotations
 
+from framework.devkafka.security import Credentials, broker_security_properties
 from framework.devkafka.spec import LOOPBACK, ClusterSpec, NodeSpec
 
 # Internal topics get few partitions: a dev broker hosts a handful of groups, and
@@ -12,8 +13,14 @@ from framework.devkafka.spec import LOOPBACK, ClusterSpec, NodeSpec
 _INTERNAL_TOPIC_PARTITIONS = 10
 
 
-def broker_properties(spec: ClusterSpec, node: NodeSpec) -> dict[str, str]:
-    """The broker configuration of ``node`` as an ordered key -> value mapping."""
+def broker_properties(
+    spec: ClusterSpec, node: NodeSpec, creds: Credentials | None = None
+) -> dict[str, str]:
+    """The broker configuration of ``node`` as an ordered key -> value mapping.
+
+    With ``creds`` (a ``sasl_ssl`` cluster) the client listener is SASL_SSL and
+    brokers talk to each other over it as the SCRAM user ``admin``.
+    """
     rf = str(spec.replication_factor)
     isr = str(spec.min_insync_replicas)
     props: dict[str, str] = {
@@ -54,6 +61,8 @@ def broker_properties(spec: ClusterSpec, node: NodeSpec) -> dict[str, str]:
         "num.io.threads": "4",
         "log.retention.hours": "24",
     }
+    if creds is not None:
+        props.update(broker_security_properties(creds, node.client_port, node.controller_port))
     if spec.nodes == 1:
         # Dynamic quorum, formatted with --standalone.
         props["controller.quorum.bootstrap.servers"] = f"{LOOPBACK}:{node.controller_port}"
@@ -65,13 +74,13 @@ def broker_properties(spec: ClusterSpec, node: NodeSpec) -> dict[str, str]:
     return props
 
 
-def render_properties(spec: ClusterSpec, node: NodeSpec) -> str:
+def render_properties(spec: ClusterSpec, node: NodeSpec, creds: Credentials | None = None) -> str:
     """``server.properties`` text for ``node``."""
     lines = [
         "# Written by `ktf dev kafka up`; rewritten on every start, edits are lost.",
         f"# Cluster: {spec.fingerprint()}",
     ]
-    lines += [f"{k}={_escape(v)}" for k, v in broker_properties(spec, node).items()]
+    lines += [f"{k}={_escape(v)}" for k, v in broker_properties(spec, node, creds).items()]
     return "\n".join(lines) + "\n"
 
 

@@ -80,6 +80,8 @@ class ClusterSpec:
     kafka_version: str = DEFAULT_KAFKA_VERSION
     state_dir: Path | str | None = None
     heap: str = DEFAULT_HEAP
+    #: "plaintext" or "sasl_ssl" (SCRAM-SHA-512 over TLS, see devkafka/security.py)
+    security: str = "plaintext"
 
     def __post_init__(self) -> None:
         if self.nodes not in (1, 3):
@@ -95,6 +97,8 @@ class ClusterSpec:
                 f"--kafka-version must be an Apache Kafka 4.x release such as 4.2.2, "
                 f"got {self.kafka_version!r}"
             )
+        if self.security not in ("plaintext", "sasl_ssl"):
+            raise DevKafkaError(f"--security must be plaintext or sasl_ssl, got {self.security!r}")
         if not _HEAP_RE.match(self.heap):
             raise DevKafkaError(f"heap must look like 512m or 1g, got {self.heap!r}")
 
@@ -141,4 +145,13 @@ class ClusterSpec:
 
     def fingerprint(self) -> str:
         """What must not change between ``up`` runs on one state dir."""
-        return f"nodes={self.nodes} base_port={self.base_port} kafka={self.kafka_version}"
+        return f"{self.layout()} kafka={self.kafka_version}"
+
+    def layout(self) -> str:
+        """The ``cluster.spec`` line: nodes, ports and (when secured) the security mode."""
+        line = f"nodes={self.nodes} base_port={self.base_port}"
+        return line if self.security == "plaintext" else f"{line} security={self.security}"
+
+    @property
+    def secured(self) -> bool:
+        return self.security != "plaintext"

@@ -5,7 +5,14 @@ The loop calls :meth:`HealthState.beat` every turn; if no beat arrives for
 ``stall_timeout`` seconds the worker is stalled and Kubernetes should restart
 it. It deliberately never looks at the broker: a broker outage must not make
 every worker restart at once (the fetch loop keeps turning while the broker is
-away). Readiness (``/readyz``) means subscribed and handlers loaded.
+away). Readiness (``/readyz``) means subscribed and handlers loaded; its body
+says where the member stands in its group, so "member, no partitions assigned"
+(an idle member, or one whose assignment has not come back after a broker restart)
+reads differently from "member, 12 partitions assigned" and from "joining". That
+state is not a readiness failure: an idle member beyond the partition count is
+healthy, and failing it would block rollouts and node drains (a PodDisruptionBudget
+counts unready pods as disrupted). ``ktf_assigned_partitions`` is the alertable
+signal.
 """
 
 from __future__ import annotations
@@ -33,7 +40,15 @@ class HealthState:
     The stall clock starts at construction: a loop that never turns is stalled too.
     """
 
-    __slots__ = ("_last_beat", "_ready", "_ready_reason", "stall_timeout")
+    __slots__ = (
+        "_assigned",
+        "_last_beat",
+        "_member",
+        "_member_reason",
+        "_ready",
+        "_ready_reason",
+        "stall_timeout",
+    )
 
     def __init__(self, stall_timeout: float = 30.0) -> None:
         if stall_timeout <= 0:
@@ -42,6 +57,9 @@ class HealthState:
         self._last_beat = _monotonic()
         self._ready = False
         self._ready_reason = "starting: not subscribed yet"
+        self._member = False
+        self._member_reason = "waiting for a partition assignment (joining the group)"
+        self._assigned = 0
 
     def beat(self) -> None:
         """Record that the fetch loop turned (call once per loop iteration)."""
@@ -62,6 +80,32 @@ class HealthState:
             self._ready_reason = "ready"
         else:
             self._ready_reason = reason or "not ready"
+
+    def joined(self) -> None:
+        """The group gave this member an assignment (possibly empty)."""
+        self._member = True
+
+    def left(self, reason: str) -> None:
+        """This member's partitions were lost; it is rejoining (``reason`` says why)."""
+        self._member = False
+        self._member_reason = reason
+
+    def set_assigned(self, n: int) -> None:
+        """How many partitions this member owns (sampled by the worker)."""
+        self._assigned = n
+
+    @property
+    def assigned(self) -> int:
+        return self._assigned
+
+    def membership(self) -> str:
+        """``member, N partitions assigned``, ``member, no partitions assigned`` or why not."""
+        if not self._member:
+            return self._member_reason
+        if self._assigned == 0:
+            return "member, no partitions assigned"
+        unit = "partition" if self._assigned == 1 else "partitions"
+        return f"member, {self._assigned} {unit} assigned"
 
     def ready(self) -> bool:
         """True once the worker is subscribed with its handlers loaded (and not stopping)."""
@@ -104,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/readyz":
             ok = self.health.ready() and self.health.healthy()
             if ok:
-                text = "ready"
+                text = "ready: " + self.health.membership()
             elif not self.health.healthy():
                 text = "not ready: " + self.health.health_reason()
             else:

@@ -28,6 +28,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from framework.routing.tiers import is_retry_tier
+
 __all__ = ["DURATION_BUCKETS", "E2E_BUCKETS", "OUTCOMES", "WorkerMetrics"]
 
 #: Outcomes a finished task can have (the ``outcome`` label of ``ktf_tasks_total``).
@@ -219,8 +221,21 @@ class WorkerMetrics:
         )
         self.consumer_lag = Gauge(
             "ktf_consumer_lag",
-            "Consumer lag by partition as librdkafka reports it (high watermark - position).",
+            "Runnable lag by partition of the task topics, as librdkafka reports it "
+            "(high watermark - position); retry tiers are in ktf_retry_backlog.",
             ("topic", "partition"),
+            registry=r,
+        )
+        self.retry_backlog = Gauge(
+            "ktf_retry_backlog",
+            "Records waiting in retry-tier topics by partition (high watermark - position): "
+            "they run at their not-before time, so they are not lag more pods could absorb.",
+            ("topic", "partition"),
+            registry=r,
+        )
+        self.assigned_partitions = Gauge(
+            "ktf_assigned_partitions",
+            "Partitions (task topics and retry tiers) this member owns right now.",
             registry=r,
         )
         self.stats_errors_total = Counter(
@@ -232,6 +247,7 @@ class WorkerMetrics:
         self._dead: dict[tuple[str, str], Any] = {}
         self._rebalances: dict[str, Any] = {}
         self._lag_children: dict[tuple[str, str], Any] = {}
+        self._backlog_children: dict[tuple[str, str], Any] = {}
         for event in _REBALANCE_EVENTS:
             # Pre-create so dashboards show 0 instead of "no data".
             self._rebalances[event] = self.rebalances_total.labels(event)
@@ -317,26 +333,34 @@ class WorkerMetrics:
             child = self._rebalances[event] = self.rebalances_total.labels(event)
         child.inc()
 
+    def set_assigned_partitions(self, n: int) -> None:
+        """Set the number of partitions this member owns (sampled by the worker)."""
+        self.assigned_partitions.set(n)
+
     def commit_failure(self) -> None:
         """Count a failed offset commit."""
         self.commit_failures_total.inc()
 
     def update_from_stats(self, stats_json: str) -> None:
-        """Set ``ktf_consumer_lag`` from a librdkafka statistics JSON document.
+        """Set ``ktf_consumer_lag`` and ``ktf_retry_backlog`` from librdkafka statistics.
 
         Meant to be called from ``stats_cb`` (``statistics.interval.ms``). Reads
         ``topics.<t>.partitions.<p>.consumer_lag``; skips the internal partition
         ``-1`` and partitions whose lag is unknown (``-1``, e.g. not assigned).
-        Partitions that disappear from the statistics (revoked) are removed, so a
-        stale lag does not linger after a rebalance. A malformed document is
-        counted in ``ktf_stats_errors_total`` and otherwise ignored: statistics
-        must never break the consumer.
+        Partitions of retry-tier topics (``<topic>.retry.<delay>``) go to
+        ``ktf_retry_backlog``, every other one to ``ktf_consumer_lag``, so a sum of
+        the latter is runnable work only. Partitions that disappear from the
+        statistics (revoked) are removed, so a stale lag does not linger after a
+        rebalance. A malformed document is counted in ``ktf_stats_errors_total``
+        and otherwise ignored: statistics must never break the consumer.
         """
         try:
             stats = json.loads(stats_json)
             topics = stats.get("topics") or {}
-            seen: dict[tuple[str, str], float] = {}
+            lag_seen: dict[tuple[str, str], float] = {}
+            backlog_seen: dict[tuple[str, str], float] = {}
             for topic, tstats in topics.items():
+                seen = backlog_seen if is_retry_tier(str(topic)) else lag_seen
                 for pid, pstats in (tstats.get("partitions") or {}).items():
                     if pid == "-1":
                         continue
@@ -347,12 +371,19 @@ class WorkerMetrics:
         except (ValueError, AttributeError, TypeError):
             self.stats_errors_total.inc()
             return
-        for key, lag in seen.items():
-            child = self._lag_children.get(key)
-            if child is None:
-                child = self._lag_children[key] = self.consumer_lag.labels(*key)
-            child.set(lag)
-        for key in [k for k in self._lag_children if k not in seen]:
-            del self._lag_children[key]
-            with contextlib.suppress(KeyError):  # already removed
-                self.consumer_lag.remove(*key)
+        _set_children(self.consumer_lag, self._lag_children, lag_seen)
+        _set_children(self.retry_backlog, self._backlog_children, backlog_seen)
+
+
+def _set_children(
+    gauge: Gauge, children: dict[tuple[str, str], Any], seen: dict[Any, float]
+) -> None:
+    for key, lag in seen.items():
+        child = children.get(key)
+        if child is None:
+            child = children[key] = gauge.labels(*key)
+        child.set(lag)
+    for key in [k for k in children if k not in seen]:
+        del children[key]
+        with contextlib.suppress(KeyError):  # already removed
+            gauge.remove(*key)

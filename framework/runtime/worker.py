@@ -29,7 +29,9 @@ from framework import headers as h
 from framework.config import Settings
 from framework.errors import ConfigError, FrameworkError, KafkaError
 from framework.kafka.consumer import TP, KafkaConsumer
+from framework.kafka.preflight import check_connection
 from framework.kafka.producer import KafkaProducer
+from framework.observability.announce import Announcer, member_id_of
 from framework.observability.health import HealthServer, HealthState
 from framework.observability.metrics import WorkerMetrics
 from framework.registry import HandlerRegistry, load_handlers
@@ -98,6 +100,7 @@ class Worker:
         self._tiers: dict[str, Any] = {}
         self._gate: NotBeforeGate | None = None
         self._control: Cancellations | None = None
+        self._announcer: Announcer | None = None  # ops hook: ktf.workers discovery
         # delayed tasks and periodic schedules (framework.scheduling)
         self._scheduling: WorkerScheduling | None = None
 
@@ -126,6 +129,8 @@ class Worker:
             return
         self._started = True
         self._loop = asyncio.get_running_loop()
+        # ops hook: a wrong password or untrusted CA is one clear error, not a retry storm
+        await self._loop.run_in_executor(None, check_connection, self.settings)
         registry = self.registry
         store = self._schemas or SchemaStore.load([self.settings.schemas_dir])
         codecs = build_codecs(registry, store, self.settings)
@@ -202,6 +207,13 @@ class Worker:
         self.health.beat()
         self.health.set_ready(True)
         self._fetch_task = asyncio.create_task(self._fetch_loop(), name="ktf-fetch-loop")
+        self._announcer = Announcer(  # ops hook: announce identity and /metrics on ktf.workers
+            self.settings,
+            consumed_topics(registry),
+            metrics_port=lambda: self.http_port,
+            member_id=lambda: member_id_of(self._consumer),
+        )
+        await self._announcer.start()
         log.info(
             "worker started",
             group=self.settings.group_id,
@@ -258,6 +270,8 @@ class Worker:
         self._stopping = True
         self._stop_event.set()
         self.health.set_ready(False, "stopping")
+        # ops hook: tombstone on ktf.workers, written while the drain runs
+        leaving = asyncio.ensure_future(self._announcer.stop()) if self._announcer else None
         if self._scheduling is not None:
             await self._scheduling.stop()
         timeout = self.settings.drain_timeout if drain_timeout is None else drain_timeout
@@ -285,6 +299,8 @@ class Worker:
         except FrameworkError as exc:
             log.error("error while draining", error=str(exc))
         finally:
+            if leaving is not None:  # ops hook: the tombstone was written meanwhile
+                await leaving
             if consumer is not None:
                 close_timeout = max(_CLOSE_TIMEOUT_MIN, deadline - time.monotonic() + 5.0)
                 if not await _close_bounded(consumer, close_timeout):
@@ -434,6 +450,8 @@ class Worker:
         states = self._states.values()
         self.metrics.set_buffered(sum(s.buffered for s in states))
         self.metrics.set_paused(sum(1 for s in states if s.paused))
+        self.metrics.set_assigned_partitions(len(self._states))  # ops hook: gauge + /readyz
+        self.health.set_assigned(len(self._states))
         # Sampled rather than counted per task: instrumentation stays off the hot path.
         for pool in self._pools.values():
             self.metrics.set_in_flight(pool.spec.name, pool.running)
@@ -571,6 +589,7 @@ class Worker:
         for tp in tps:
             self._states[tp] = PartitionState(*tp)
         self.events.append(("assign", list(tps)))
+        self.health.joined()  # ops hook: /readyz membership
         if tps:  # cooperative rebalances also report empty increments
             log.info("partitions assigned", partitions=_fmt(tps))
 
@@ -605,6 +624,7 @@ class Worker:
             if state is not None:
                 state.revoked = True
         self.events.append(("lost", list(tps)))
+        self.health.left("partitions lost, rejoining the group")  # ops hook: /readyz
         log.warning("partitions lost", partitions=_fmt(tps))
 
 

@@ -57,7 +57,7 @@ def test_runtime_stage_runs_as_non_root_ktf_worker() -> None:
 def test_project_is_installed_as_a_wheel() -> None:
     runs = " ".join(a for w, a in instructions() if w == "RUN")
     assert "pip wheel" in runs
-    assert re.search(r"pip install /wheels/\S+\.whl", runs)
+    assert re.search(r"pip install (-c constraints.txt )?/wheels/\S+\.whl", runs)
 
 
 def test_schemas_are_in_the_image_where_the_worker_looks() -> None:
@@ -77,3 +77,39 @@ def test_build_context_holds_what_the_dockerfile_copies(source: str) -> None:
     assert (REPO / source).exists(), f"{source} is copied into the image but missing"
     allowed = (REPO / ".dockerignore").read_text().splitlines()
     assert f"!{source}" in allowed, f".dockerignore keeps {source} out of the build context"
+
+
+def test_image_installs_under_the_tested_constraints() -> None:
+    runs = [args for word, args in instructions() if word == "RUN"]
+    installs = [r for r in runs if "pip install" in r]
+    assert installs, "no pip install in the Dockerfile"
+    for run in installs:
+        for part in run.split("&&"):
+            if "pip install" in part:
+                assert "-c constraints.txt" in part, part
+    copies = " ".join(args for word, args in instructions() if word == "COPY")
+    assert "constraints.txt" in copies
+
+
+def test_constraints_pin_every_runtime_dependency_at_the_tested_version() -> None:
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "pin-constraints.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    pinned = [
+        ln for ln in (REPO / "constraints.txt").read_text().splitlines() if ln and ln[0] != "#"
+    ]
+    assert pinned and all(re.fullmatch(r"[a-z0-9-]+==[0-9][\w.+-]*", ln) for ln in pinned)
+    assert {ln.split("==")[0] for ln in pinned} >= {
+        "confluent-kafka",
+        "fastavro",
+        "structlog",
+        "tenacity",
+        "prometheus-client",
+    }

@@ -222,7 +222,7 @@ def test_sasl_and_tls_credentials_are_secret_references(
         assert mounts["kafka-tls"]["readOnly"] is True
     auth = one(manifests, "TriggerAuthentication")
     params = {r["parameter"] for r in auth["spec"]["secretTargetRef"]}
-    assert params == {"username", "password", "ca", "cert", "key"}
+    assert params == {"username", "password", "ca", "cert", "key", "keyPassword"}
 
 
 @pytest.mark.parametrize(
@@ -246,8 +246,9 @@ def test_credentials_without_a_secret_fail_with_one_clear_line(
 @pytest.mark.parametrize(
     ("sets", "expected_mib"),
     [
-        # (128 + 16384/1024 + 12 * 1 MiB + 20000 * 2048 B) * 1.25
-        ([], (128 + 16 + 12 + (20000 * 2048) // 2**20) * 125 // 100),
+        # (128 + 16384/1024 + 18 * 1 MiB + 20000 * 2048 B) * 1.25: 12 partitions of each
+        # of the 3 default task topics (no retry tiers) over 2 replicas = 18 per pod
+        ([], (128 + 16 + 18 + (20000 * 2048) // 2**20) * 125 // 100),
         (
             [
                 "worker.queuedMaxKbytes=65536",

@@ -7,7 +7,7 @@ import pytest
 from tests.deploy.deploy_helpers import CHART, Manifest, Render, one, run_helm
 
 PER_PROCESS = 128 + 16384 // 1024 + (20000 * 2048) // 2**20  # base + prefetch queue + buffers
-FETCH = 12  # maxPartitionsPerPod * 1 MiB: the pod's partitions are split among its processes
+FETCH = 18  # partitions per pod (computed: 12 x 3 topics / 2 replicas) x 1 MiB, split among processes
 SUPERVISOR = 48
 
 

@@ -56,8 +56,67 @@ app.kubernetes.io/part-of: kafka-task-framework
 {{- end -}}
 {{- end -}}
 
+{{/* repository:tag, repository@digest, or repository:tag@digest when both are given. */}}
 {{- define "ktf-worker.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $img := .Values.image -}}
+{{- if and $img.digest $img.tag -}}
+{{- printf "%s:%s@%s" $img.repository $img.tag $img.digest -}}
+{{- else if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Task topics only (never retry tiers): what autoscaling measures. */}}
+{{- define "ktf-worker.taskTopicNames" -}}
+{{- $names := list -}}
+{{- range .Values.taskTopics -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}
+
+{{/* Topics a pod consumes: every task topic plus each of its retry tiers. */}}
+{{- define "ktf-worker.consumedTopicCount" -}}
+{{- $n := 0 -}}
+{{- range .Values.taskTopics -}}
+{{- $n = add $n 1 (len (default list .retryTiers)) -}}
+{{- end -}}
+{{- $n -}}
+{{- end -}}
+
+{{/* The replica cap: a member beyond the partitions of a task topic gets none of it. */}}
+{{- define "ktf-worker.maxReplicas" -}}
+{{- $max := int .Values.autoscaling.maxReplicas -}}
+{{- if .Values.topics.ensure -}}
+{{- min $max (int .Values.topics.partitions) -}}
+{{- else -}}
+{{- $max -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fewest pods that run: they own every partition between them. */}}
+{{- define "ktf-worker.minPods" -}}
+{{- if eq .Values.autoscaling.mode "none" -}}
+{{- max 1 (int .Values.replicaCount) -}}
+{{- else -}}
+{{- max 1 (int .Values.autoscaling.minReplicas) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Most partitions one pod may own: sizing.maxPartitionsPerPod, or every partition the
+group consumes (topics.partitions x task topics and their tiers) over the fewest pods.
+*/}}
+{{- define "ktf-worker.partitionsPerPod" -}}
+{{- if gt (int .Values.sizing.maxPartitionsPerPod) 0 -}}
+{{- int .Values.sizing.maxPartitionsPerPod -}}
+{{- else -}}
+{{- $total := mul (int .Values.topics.partitions) (int (include "ktf-worker.consumedTopicCount" .)) -}}
+{{- $pods := int (include "ktf-worker.minPods" .) -}}
+{{- div (add $total (sub $pods 1)) $pods -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The one place the drain timeout and the grace period are derived. */}}
@@ -113,7 +172,8 @@ and docs/kubernetes.md).
 {{- $mib := 1048576 -}}
 {{- $n := int64 (include "ktf-worker.processes" .) -}}
 {{- $queue := div (int64 $w.queuedMaxKbytes) 1024 -}}
-{{- $fetch := div (mul (int64 $s.maxPartitionsPerPod) (int64 $w.fetchMaxBytesPerPartition)) $mib -}}
+{{- $parts := int64 (include "ktf-worker.partitionsPerPod" .) -}}
+{{- $fetch := div (mul $parts (int64 $w.fetchMaxBytesPerPartition)) $mib -}}
 {{- $buffers := div (mul (int64 $w.maxBuffered) (int64 $s.avgRecordBytes)) $mib -}}
 {{- $supervisor := ternary (int64 (default 0 $s.supervisorMiB)) 0 (gt $n 1) -}}
 {{- $sum := add (mul $n (add (int64 $s.baseMiB) $queue $buffers)) $fetch $supervisor -}}
@@ -212,6 +272,9 @@ KTF_LOG_LEVEL: {{ .Values.worker.logLevel | quote }}
 {{- end -}}
 {{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
 {{- fail "tls.existingSecret must name a Secret when tls.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.tls.keyPasswordKey (not .Values.tls.certKey) -}}
+{{- fail "tls.keyPasswordKey is set but tls.certKey is not: a key password needs a client key (tls.certKey and tls.keyKey)" -}}
 {{- end -}}
 {{- if and .Values.tls.certKey (not .Values.tls.keyKey) -}}
 {{- fail "tls.keyKey must be set when tls.certKey is set (mutual TLS needs both)" -}}
