@@ -7,7 +7,8 @@ import pytest
 from tests.deploy.deploy_helpers import CHART, Manifest, Render, one, run_helm
 
 PER_PROCESS = 128 + 16384 // 1024 + (20000 * 2048) // 2**20  # base + prefetch queue + buffers
-FETCH = 18  # partitions per pod (computed: 12 x 3 topics / 2 replicas) x 1 MiB, split among processes
+# Partitions per pod (computed: 12 x 3 topics / 2 replicas) x 1 MiB, split among processes.
+FETCH = 18
 SUPERVISOR = 48
 
 
