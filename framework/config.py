@@ -93,6 +93,9 @@ class Settings:
     #: host name or IP others reach this worker's metrics port at (announced on
     #: ktf.workers for `ktf top --group`); default: this machine's name
     advertised_host: str | None = None
+    #: the /metrics URL announced instead of http://<advertised_host>:<port>/metrics
+    #: ("" announces none); the supervisor sets it for each of its worker processes
+    advertised_metrics_url: str | None = None
     #: seconds between announcements on ktf.workers; 0 disables them
     announce_interval: float = 10.0
     stall_timeout: float = 30.0

@@ -20,9 +20,10 @@ import urllib.request
 from dataclasses import dataclass
 
 from framework.config import Settings
+from framework.observability.announce import advertised_host
 from framework.supervisor.wire import send_settings
 
-__all__ = ["ChildView", "WorkerProcess", "child_settings", "describe_exit"]
+__all__ = ["ChildView", "WorkerProcess", "child_metrics_path", "child_settings", "describe_exit"]
 
 #: Loopback requests never go through an HTTP proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -31,15 +32,31 @@ SCRAPE_TIMEOUT = 2.0
 
 
 def child_settings(settings: Settings, index: int) -> Settings:
-    """The pod's settings for child ``index``: its own ids, a loopback metrics port."""
+    """The pod's settings for child ``index``: its own ids, a loopback metrics port.
+
+    Its loopback port is of no use to anyone else, so the child announces (on
+    ktf.workers, for ``ktf top``) the pod's port and the path under which the
+    supervisor serves this child's own metrics, or none when the pod serves none.
+    """
     instance = settings.group_instance_id
+    url = ""
+    if settings.metrics_port > 0:
+        host = advertised_host(settings)
+        host = f"[{host}]" if ":" in host else host
+        url = f"http://{host}:{settings.metrics_port}{child_metrics_path(index)}"
     return settings.replace(
+        advertised_metrics_url=url,
         client_id=f"{settings.client_id}-{index}",
         group_instance_id=f"{instance}-{index}" if instance else None,
         metrics_port=0,
         metrics_host="127.0.0.1",
         processes="1",
     )
+
+
+def child_metrics_path(index: int) -> str:
+    """Where the pod serves the metrics of process ``index`` alone."""
+    return f"/processes/{index}/metrics"
 
 
 def describe_exit(code: int) -> str:

@@ -31,6 +31,7 @@ from types import FrameType
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from framework.config import Settings
 from framework.observability.health import HealthServer
@@ -53,6 +54,7 @@ FORCED_EXIT_WAIT = 5.0
 #: How often the children's metrics are snapshotted between scrapes (for the totals
 #: of a child that dies).
 REFRESH_INTERVAL = 5.0
+_TEXT = "text/plain; charset=utf-8"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -110,6 +112,22 @@ class Supervisor:
             if child.running and child.pid == pid:
                 child.snapshot = text
 
+    def _child_metrics(self, path: str) -> tuple[int, bytes, str] | None:
+        """``/processes/<i>/metrics``: one child's own metrics (announced for ktf top)."""
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "processes" or parts[2] != "metrics":
+            return None
+        views = self.views()
+        if not parts[1].isdigit() or int(parts[1]) >= len(views):
+            return 404, f"no worker process {parts[1]} (0..{len(views) - 1})\n".encode(), _TEXT
+        view = views[int(parts[1])]
+        if not (view.running and view.port):
+            return 503, f"{view.name}: {view.status}\n".encode(), _TEXT
+        code, body = http_get(view.port, "/metrics")
+        if code != 200:
+            return 503, f"{view.name}: /metrics answered {code}: {body}\n".encode(), _TEXT
+        return 200, body.encode(), CONTENT_TYPE_LATEST
+
     def _last(self, index: int) -> str | None:
         with self._lock:
             return self.children[index].snapshot
@@ -133,6 +151,7 @@ class Supervisor:
                     self.registry,
                     self.health,
                     host=self.settings.metrics_host,
+                    route=self._child_metrics,
                 )
                 self._http.start()
             threading.Thread(target=self._refresh, name="ktf-metrics-refresh", daemon=True).start()

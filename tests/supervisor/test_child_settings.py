@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 from framework import Settings
+from framework.observability.announce import Announcer
 from framework.supervisor.process import child_settings, describe_exit
 from framework.supervisor.wire import receive_settings, send_settings
 
@@ -20,6 +21,18 @@ def test_each_child_gets_ids_derived_from_the_pods() -> None:
     assert all(k.metrics_port == 0 and k.metrics_host == "127.0.0.1" for k in kids)
     assert all(k.processes == "1" for k in kids)
     assert all(k.group_id == pod.group_id for k in kids)
+
+
+def test_children_announce_the_pods_port_and_their_own_path_for_ktf_top() -> None:
+    pod = Settings(advertised_host="pod-a.workers", metrics_port=9100)
+    kid = child_settings(pod, 1)
+    assert kid.advertised_metrics_url == "http://pod-a.workers:9100/processes/1/metrics"
+    announced = Announcer(kid, ["t"], metrics_port=lambda: 45678, member_id=lambda: None)
+    assert announced.current().metrics_url == "http://pod-a.workers:9100/processes/1/metrics"
+    # A pod that serves no metrics port: its children announce no URL (not a loopback one).
+    quiet = child_settings(pod.replace(metrics_port=0), 0)
+    announced = Announcer(quiet, ["t"], metrics_port=lambda: 45678, member_id=lambda: None)
+    assert announced.current().metrics_url is None
 
 
 def test_without_static_membership_children_stay_dynamic_members() -> None:

@@ -188,12 +188,18 @@ def test_pod_metrics_sum_the_task_counters_of_both_children(
             return _sample(text, "ktf_tasks_total", outcome="ok") == len(reader.replies) and text
 
         text = _until(counted, 20, f"ktf_tasks_total == {len(reader.replies)}", log)
+        # Each child's own metrics, as announced for ktf top, add up to the pod's.
+        per_child = [_get(port, f"/processes/{i}/metrics") for i in range(2)]
+        assert _get(port, "/processes/2/metrics")[0] == 404
     finally:
         stop_process(proc)
         reader.close()
     # The pod's figure is the sum of the two children's (each child counted its own share).
     assert _sample(text, "ktf_tasks_total", outcome="ok") == sum(by_pid.values())
     assert _sample(text, "ktf_task_duration_seconds_count") == sum(by_pid.values())
+    assert [code for code, _ in per_child] == [200, 200]
+    shares = sorted(_sample(body, "ktf_tasks_total", outcome="ok") for _, body in per_child)
+    assert shares == sorted(by_pid.values())
     assert _sample(text, "ktf_worker_processes") == 2
     assert _sample(text, "ktf_worker_processes_running") == 2
 
