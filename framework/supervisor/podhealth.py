@@ -7,8 +7,10 @@ uses; what it plugs in answers for every child at once:
   reports a stalled fetch loop; otherwise 503 naming the stalled children. A child
   that crashed and waits for its restart is not a liveness failure: the
   supervisor is already handling it.
-- ``/readyz`` is 200 when every child is ready; otherwise 503 with the state of
-  each child that is not (starting, restarting in N s after exit code X, stalled).
+- ``/readyz`` is 200 when every child is ready, with each child's membership
+  (``process 0 (pid N): member, 3 partitions assigned; ...``); otherwise 503 with
+  the state of each child that is not (starting, restarting in N s after exit
+  code X, stalled).
 - ``/metrics`` is the children's metrics merged (framework/supervisor/aggregate.py)
   plus the supervisor's own.
 """
@@ -91,6 +93,15 @@ class PodHealth(HealthState):
             return False
         probes = self._probe()
         return bool(probes) and all(p.ready for p in probes)
+
+    def membership(self) -> str:
+        """Each ready child's own membership detail (its /readyz after ``ready: ``)."""
+        parts = []
+        for p in self._probe():
+            text = p.readyz[1].strip()
+            detail = text[len("ready: ") :] if text.startswith("ready: ") else text
+            parts.append(f"{p.view.name}: {detail}")
+        return "; ".join(parts) or "no worker processes"
 
     def ready_reason(self) -> str:
         if not super().ready():

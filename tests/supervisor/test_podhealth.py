@@ -50,7 +50,13 @@ def test_readyz_is_ready_only_when_every_child_is_and_names_the_others() -> None
 
         views[1:] = [ChildView(1, 102, up.port, True, True, "running")]
         health._cache = (0.0, [])  # forget the probe answers now, not in 0.5 s
-        assert _get(pod.url + "/readyz") == (200, "ready\n")
+        code, text = _get(pod.url + "/readyz")
+        assert code == 200
+        # Each child's own membership detail, by process.
+        assert text == (
+            "ready: process 0 (pid 101): waiting for a partition assignment (joining the "
+            "group); process 1 (pid 102): waiting for a partition assignment (joining the group)\n"
+        )
 
         health.set_ready(False, "stopping: draining worker processes")
         code, text = _get(pod.url + "/readyz")
