@@ -13,7 +13,8 @@ completion:
 Prints records/s, b/a, c / (C / 0.01 s), peak RSS of the process during the phase
 (VmHWM, reset between phases through /proc/self/clear_refs) and CPU seconds per
 million records (process time, every thread). ``--profile`` runs (b) again under
-cProfile and prints where the event loop's time goes.
+cProfile and prints where the event loop's time goes. ``--loops uvloop,asyncio``
+runs phases (b) and (c) on each event loop in turn (the worker's default is uvloop).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from framework import eventloop
 from framework.config import Settings
 from framework.kafka.admin import KafkaAdmin, TopicSpec
 from framework.observability.metrics import WorkerMetrics
@@ -152,6 +154,7 @@ def worker_phase(
     batch: int,
     profile: cProfile.Profile | None = None,
     metrics: WorkerMetrics | None = None,
+    loop: str = "uvloop",
 ) -> Result:
     marks: dict[str, float] = {}
     count = 0
@@ -195,7 +198,7 @@ def worker_phase(
     if profile is not None:
         profile.enable()
     try:
-        asyncio.run(main())
+        eventloop.run(main(), loop)
     finally:
         if profile is not None:
             profile.disable()
@@ -214,7 +217,7 @@ class NullMetrics(WorkerMetrics):
         pass
 
 
-def asyncio_floor(concurrency: int, seconds: float = 3.0) -> float:
+def asyncio_floor(concurrency: int, seconds: float = 3.0, loop: str = "uvloop") -> float:
     """Completions/s of C bare coroutines looping on sleep(10 ms): the event loop's own limit."""
     count = 0
 
@@ -232,7 +235,7 @@ def asyncio_floor(concurrency: int, seconds: float = 3.0) -> float:
         await asyncio.gather(*(one() for _ in range(concurrency)))
         return count / (time.perf_counter() - t0)
 
-    return asyncio.run(run())
+    return eventloop.run(run(), loop)
 
 
 def main() -> None:
@@ -250,6 +253,12 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="profile phase (b) afterwards")
     parser.add_argument("--topic", help="reuse a pre-filled topic instead of creating one")
+    parser.add_argument(
+        "--loops",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["uvloop"],
+        help="event loops to run phases (b) and (c) on, in turn (uvloop,asyncio)",
+    )
     args = parser.parse_args()
     n, bootstrap = args.records, args.bootstrap_servers
     topic = args.topic or f"bench.throughput.{uuid.uuid4().hex[:8]}"
@@ -264,70 +273,54 @@ def main() -> None:
 
     a = raw_loop(bootstrap, topic, n, args.batch_size)
     print(a.line(), flush=True)
-    b = worker_phase(
-        "(b) worker, no-op handler",
-        bootstrap,
-        topic,
-        n,
-        sleep=0.0,
-        concurrency=100,
-        batch=args.batch_size,
-    )
-    print(b.line(f"b/a = {b.rate / a.rate:.2f} (target >= 0.8)"), flush=True)
-    # Instrumentation cost: the same phase with per-record metrics switched off,
-    # alternated with the instrumented one; best of each (the machine is shared).
-    plain, instrumented = [], [b.rate]
-    for i in range(2):
-        plain.append(
-            worker_phase(
-                "(b0) no-op, metrics off",
+    first = args.loops[0]
+    for loop in args.loops:
+
+        def noop(name: str, loop: str = loop, **kw: Any) -> Result:
+            return worker_phase(
+                name, bootstrap, topic, n, sleep=0.0, concurrency=100,
+                batch=args.batch_size, loop=loop, **kw,
+            )  # fmt: skip
+
+        b = noop(f"(b) worker, no-op, {loop}")
+        print(b.line(f"b/a = {b.rate / a.rate:.2f} (target >= 0.8)"), flush=True)
+        if loop != first:
+            continue
+        # Instrumentation cost: the same phase with per-record metrics switched off,
+        # alternated with the instrumented one; best of each (the machine is shared).
+        plain, instrumented = [], [b.rate]
+        for i in range(2):
+            plain.append(noop("(b0) no-op, metrics off", metrics=NullMetrics()).rate)
+            if i == 0:
+                instrumented.append(noop("(b) again").rate)
+        cost = 1 - max(instrumented) / max(plain)
+        print(
+            f"metrics cost on (b): {cost:+.1%} of throughput (instrumented "
+            f"{max(instrumented):,.0f}/s vs off {max(plain):,.0f}/s; target <= 5%)",
+            flush=True,
+        )
+    for c in args.concurrency:
+        for loop in args.loops:
+            r = worker_phase(
+                f"(c) worker, 10 ms, C={c}, {loop}",
                 bootstrap,
                 topic,
                 n,
-                sleep=0.0,
-                concurrency=100,
+                sleep=0.01,
+                concurrency=c,
                 batch=args.batch_size,
-                metrics=NullMetrics(),
-            ).rate
-        )
-        if i == 0:
-            instrumented.append(
-                worker_phase(
-                    "(b) again",
-                    bootstrap,
-                    topic,
-                    n,
-                    sleep=0.0,
-                    concurrency=100,
-                    batch=args.batch_size,
-                ).rate
+                loop=loop,
             )
-    cost = 1 - max(instrumented) / max(plain)
-    print(
-        f"metrics cost on (b): {cost:+.1%} of throughput (instrumented "
-        f"{max(instrumented):,.0f}/s vs off {max(plain):,.0f}/s; target <= 5%)",
-        flush=True,
-    )
-    for c in args.concurrency:
-        r = worker_phase(
-            f"(c) worker, 10 ms, C={c}",
-            bootstrap,
-            topic,
-            n,
-            sleep=0.01,
-            concurrency=c,
-            batch=args.batch_size,
-        )
-        ideal = c / 0.01
-        target = "target >= 0.9" if c <= 100 else "target >= 50,000 rec/s"
-        floor = asyncio_floor(c)
-        print(
-            r.line(
-                f"c/(C/L) = {r.rate / ideal:.2f} of {ideal:,.0f} ({target}); "
-                f"bare asyncio {floor:,.0f}/s = {floor / ideal:.2f}"
-            ),
-            flush=True,
-        )
+            ideal = c / 0.01
+            target = "target >= 0.9" if c <= 100 else "target >= 50,000 rec/s"
+            floor = asyncio_floor(c, loop=loop)
+            print(
+                r.line(
+                    f"c/(C/L) = {r.rate / ideal:.2f} of {ideal:,.0f} ({target}); "
+                    f"bare {loop} {floor:,.0f}/s = {floor / ideal:.2f}"
+                ),
+                flush=True,
+            )
     if args.profile:
         prof = cProfile.Profile()
         worker_phase(
@@ -339,6 +332,7 @@ def main() -> None:
             concurrency=100,
             batch=args.batch_size,
             profile=prof,
+            loop=first,
         )
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from framework.errors import FrameworkError
 
@@ -58,8 +58,13 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    return guarded(lambda: args.func(args))
+
+
+def guarded(run: Callable[[], int | None]) -> int:
+    """Run a command: a framework error is one line on stderr and exit code 2."""
     try:
-        code = args.func(args)
+        code = run()
     except FrameworkError as exc:
         print(f"ktf: error: {exc}", file=sys.stderr)
         return 2

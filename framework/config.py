@@ -92,6 +92,10 @@ class Settings:
     topic_partitions: int = 6
     topic_replication: int = 1
 
+    # Process model: the event loop, and worker processes per pod (N or "auto")
+    loop: str = "uvloop"
+    processes: str = "1"
+
     # Scheduling: the leader group's session timeout bounds a leader failover;
     # schedules: [[ktf.schedules]] tables of the config file (or JSON in KTF_SCHEDULES)
     leader_session_timeout_ms: int = 10_000
@@ -99,9 +103,14 @@ class Settings:
 
     # Observability
     metrics_port: int = 9100
+    #: Address /metrics, /healthz and /readyz bind to (supervised children: loopback)
+    metrics_host: str = "0.0.0.0"
     #: host name or IP others reach this worker's metrics port at (announced on
     #: ktf.workers for `ktf top --group`); default: this machine's name
     advertised_host: str | None = None
+    #: the /metrics URL announced instead of http://<advertised_host>:<port>/metrics
+    #: ("" announces none); the supervisor sets it for each of its worker processes
+    advertised_metrics_url: str | None = None
     #: seconds between announcements on ktf.workers; 0 disables them
     announce_interval: float = 10.0
     stall_timeout: float = 30.0
@@ -318,6 +327,14 @@ class Settings:
             )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, got {self.metrics_port!r}")
+        if self.loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"loop must be 'uvloop' or 'asyncio', got {self.loop!r}")
+        if self.processes != "auto" and not (self.processes.isdigit() and int(self.processes) >= 1):
+            raise ConfigError(
+                f"processes must be a whole number >= 1 or 'auto', got {self.processes!r}"
+            )
+        if not self.metrics_host.strip():
+            raise ConfigError("metrics_host must not be empty (0.0.0.0 serves every address)")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError(f"log_format must be auto, json or console, got {self.log_format!r}")
         if self.sasl_mechanism and not self.security_protocol.startswith("SASL"):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
+from framework import eventloop
 from framework.commands._common import add_connection_args, settings_from
 from framework.config import Settings
-from framework.errors import FrameworkError
 from framework.observability.logging import configure_logging
 from framework.registry import load_handlers
 from framework.runtime.worker import Worker
 from framework.serde import SchemaStore
+from framework.supervisor import Supervisor, process_count
 
 _D = Settings()
 
@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Join the consumer group, consume the handlers' topics in batches and run "
             "each task in a bounded asyncio pool. SIGTERM/SIGINT drains in-flight tasks "
-            "(--drain-timeout), commits and leaves the group; a second signal exits at once."
+            "(--drain-timeout), commits and leaves the group; a second signal exits at once. "
+            "With --processes N a supervisor runs N such workers (each a group member) and "
+            "serves one /metrics, /healthz and /readyz for all of them."
         ),
     )
     p.add_argument(
@@ -88,6 +90,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         f"default {_D.metrics_port})",
     )
     p.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help="run N worker processes under a supervisor that restarts a crashed one and "
+        "drains all on SIGTERM; auto = the usable cores (CPU affinity and cgroup quota). Each "
+        "is a full worker with the settings here (its own in-flight limit, buffers and "
+        "prefetch) and a group member with client id and group instance id suffixed -0, "
+        f"-1, ... (env KTF_PROCESSES; default {_D.processes}: this process is the worker)",
+    )
+    p.add_argument(
+        "--loop",
+        choices=eventloop.LOOPS,
+        help=f"event loop (env KTF_LOOP; default {_D.loop}; asyncio: the standard loop)",
+    )
+    p.add_argument(
         "--log-level",
         dest="log_level",
         help=f"DEBUG, INFO, WARNING, ERROR (env KTF_LOG_LEVEL; default {_D.log_level})",
@@ -100,11 +116,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    processes = process_count(settings.processes)
+    if processes > 1:
+        # Each child loads the handlers itself; one that cannot stops the pod (exit 2).
+        return Supervisor(settings, processes).run()
     # Fail fast, before connecting: bad modules, schemas or topic clashes are one line.
     registry = load_handlers(settings.handlers)
     store = SchemaStore.load([settings.schemas_dir])
     worker = Worker(settings, registry, schemas=store)
-    try:
-        return asyncio.run(worker.run())
-    except FrameworkError:
-        raise
+    return eventloop.run(worker.run(), settings.loop)

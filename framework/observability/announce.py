@@ -192,6 +192,8 @@ class Announcer:
         """What would be announced now."""
         port = self._metrics_port()
         url = f"http://{_url_host(self.host)}:{port}/metrics" if port else None
+        if self.settings.advertised_metrics_url is not None:  # a supervised process
+            url = self.settings.advertised_metrics_url or None
         return Announcement(
             group=self.settings.group_id,
             worker_id=self.worker_id,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -126,8 +127,13 @@ class HealthState:
         )
 
 
+#: Extra GET paths: path -> (status, body, content type), or None for "not mine".
+Route = Callable[[str], "tuple[int, bytes, str] | None"]
+
+
 class _Handler(BaseHTTPRequestHandler):
     # Set per server class in HealthServer.start().
+    route: Route | None = None
     registry: CollectorRegistry
     health: HealthState
     server_version = "ktf-health"
@@ -156,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200 if ok else 503, (text + "\n").encode())
         elif path == "/":
             self._send(200, b"ktf worker: /metrics /healthz /readyz\n")
+        elif self.route is not None and (answer := type(self).route(path)) is not None:  # type: ignore[misc]
+            self._send(*answer)
         else:
             self._send(404, f"not found: {path}\n".encode())
 
@@ -196,8 +204,10 @@ class HealthServer:
         registry: CollectorRegistry,
         health: HealthState,
         host: str = "0.0.0.0",
+        route: Route | None = None,
     ) -> None:
         self.host = host
+        self.route = route
         self._requested_port = port
         self.registry = registry
         self.health = health
@@ -222,7 +232,9 @@ class HealthServer:
         if self._server is not None:
             return
         handler = type(
-            "_BoundHandler", (_Handler,), {"registry": self.registry, "health": self.health}
+            "_BoundHandler",
+            (_Handler,),
+            {"registry": self.registry, "health": self.health, "route": self.route},
         )
         try:
             server = _Server((self.host, self._requested_port), handler)

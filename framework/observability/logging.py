@@ -25,7 +25,9 @@ from framework.errors import ConfigError
 
 __all__ = [
     "TASK_CONTEXT_FIELDS",
+    "add_process_fields",
     "add_task_context",
+    "bind_process_fields",
     "bind_task_context",
     "clear_task_context",
     "configure_logging",
@@ -91,9 +93,27 @@ def add_task_context(_logger: Any, _method: str, event: Any) -> Any:
     return event
 
 
+#: Fields every line of this process carries, from any thread (e.g. a supervised
+#: worker's index): contextvars do not reach the consumer thread's callbacks.
+_process_fields: dict[str, Any] = {}
+
+
+def bind_process_fields(**fields: Any) -> None:
+    """Add fields to every line this process logs from now on, on every thread."""
+    _process_fields.update(fields)
+
+
+def add_process_fields(_logger: Any, _method: str, event: Any) -> Any:
+    """structlog processor: the fields of :func:`bind_process_fields`."""
+    for key, value in _process_fields.items():
+        event.setdefault(key, value)
+    return event
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_process_fields,
         add_task_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -139,7 +139,10 @@ class Worker:
 
         if self._serve_http:
             self._http = HealthServer(
-                self.settings.metrics_port, self.metrics.registry, self.health
+                self.settings.metrics_port,
+                self.metrics.registry,
+                self.health,
+                host=self.settings.metrics_host,
             )
             self._http.start()
 

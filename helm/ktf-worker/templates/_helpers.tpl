@@ -140,18 +140,43 @@ PLAINTEXT
 {{- end -}}
 
 {{/*
-Memory request in MiB, sized for the librdkafka prefetch plus the framework's buffers
-(formula in values.yaml and docs/kubernetes.md).
+Worker processes per pod: worker.processes, or for "auto" the CPU limit rounded up
+(what `ktf worker --processes auto` reads from the cgroup quota in the container).
+*/}}
+{{- define "ktf-worker.processes" -}}
+{{- $p := toString .Values.worker.processes -}}
+{{- if eq $p "auto" -}}
+{{- $cpu := "" -}}
+{{- with .Values.resources.limits -}}{{- $cpu = toString (default "" .cpu) -}}{{- end -}}
+{{- if not $cpu -}}
+{{- fail "worker.processes=auto needs resources.limits.cpu (the process count and the memory sizing follow it); or set worker.processes to a number" -}}
+{{- end -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- div (add (atoi (trimSuffix "m" $cpu)) 999) 1000 | max 1 -}}
+{{- else -}}
+{{- ceil (float64 $cpu) | int | max 1 -}}
+{{- end -}}
+{{- else -}}
+{{- int $p -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Memory request in MiB, sized for the librdkafka prefetch plus the framework's buffers of
+every worker process, and the supervisor when there are several (formula in values.yaml
+and docs/kubernetes.md).
 */}}
 {{- define "ktf-worker.memoryMiB" -}}
 {{- $s := .Values.sizing -}}
 {{- $w := .Values.worker -}}
 {{- $mib := 1048576 -}}
+{{- $n := int64 (include "ktf-worker.processes" .) -}}
 {{- $queue := div (int64 $w.queuedMaxKbytes) 1024 -}}
 {{- $parts := int64 (include "ktf-worker.partitionsPerPod" .) -}}
 {{- $fetch := div (mul $parts (int64 $w.fetchMaxBytesPerPartition)) $mib -}}
 {{- $buffers := div (mul (int64 $w.maxBuffered) (int64 $s.avgRecordBytes)) $mib -}}
-{{- $sum := add (int64 $s.baseMiB) $queue $fetch $buffers -}}
+{{- $supervisor := ternary (int64 (default 0 $s.supervisorMiB)) 0 (gt $n 1) -}}
+{{- $sum := add (mul $n (add (int64 $s.baseMiB) $queue $buffers)) $fetch $supervisor -}}
 {{- div (mul $sum (add 100 (int64 $s.headroomPercent))) 100 -}}
 {{- end -}}
 
@@ -159,9 +184,8 @@ Memory request in MiB, sized for the librdkafka prefetch plus the framework's bu
 {{- $res := deepCopy (default dict .Values.resources) -}}
 {{- $requests := default dict $res.requests -}}
 {{- $limits := default dict $res.limits -}}
-{{- $memory := printf "%sMi" (include "ktf-worker.memoryMiB" .) -}}
 {{- if not (hasKey $requests "memory") -}}
-{{- $_ := set $requests "memory" $memory -}}
+{{- $_ := set $requests "memory" (printf "%sMi" (include "ktf-worker.memoryMiB" .)) -}}
 {{- end -}}
 {{- if not (hasKey $limits "memory") -}}
 {{- $_ := set $limits "memory" (get $requests "memory") -}}
