@@ -19,7 +19,7 @@ from framework.commands._common import add_connection_args, settings_from
 from framework.errors import FrameworkError
 from framework.kafka.admin_ops import GroupOps, LagReport, LagRow
 from framework.kafka.preflight import check_connection
-from framework.routing.tiers import split_retry_tier
+from framework.routing.tiers import split_waiting_tier
 
 _CLEAR = "\x1b[H\x1b[2J"
 
@@ -100,38 +100,51 @@ def register(subparsers: Any) -> None:
 
 
 def row_kind(row: LagRow) -> tuple[str, str | None]:
-    """``("task", None)`` or ``("retry", tier)``: whether a row is runnable lag."""
-    tier = split_retry_tier(row.topic)
-    return ("retry", tier[1]) if tier is not None else ("task", None)
+    """``("task", None)``, ``("retry", tier)`` or ``("delay", tier)``: runnable or not."""
+    tier = split_waiting_tier(row.topic)
+    return (tier[1], tier[2]) if tier is not None else ("task", None)
 
 
 @dataclass(frozen=True)
 class LagTotals:
-    """A lag report split into runnable lag and retry backlog (per tier)."""
+    """A lag report split into runnable lag, retry backlog and delay backlog (per tier)."""
 
     runnable: int
     retry_backlog: int
     by_tier: dict[str, int]
+    delay_backlog: int = 0
+    delay_by_tier: dict[str, int] | None = None
 
 
 def lag_totals(report: LagReport) -> LagTotals:
-    runnable = backlog = 0
+    runnable = backlog = delayed = 0
     by_tier: dict[str, int] = {}
+    delay_by_tier: dict[str, int] = {}
     for r in report.rows:
         kind, tier = row_kind(r)
         if kind == "retry" and tier is not None:
             backlog += r.lag
             by_tier[tier] = by_tier.get(tier, 0) + r.lag
+        elif kind == "delay" and tier is not None:
+            delayed += r.lag
+            delay_by_tier[tier] = delay_by_tier.get(tier, 0) + r.lag
         else:
             runnable += r.lag
-    return LagTotals(runnable, backlog, dict(sorted(by_tier.items())))
+    return LagTotals(
+        runnable,
+        backlog,
+        dict(sorted(by_tier.items())),
+        delayed,
+        dict(sorted(delay_by_tier.items())),
+    )
 
 
 def lag_to_dict(report: LagReport) -> dict[str, Any]:
     """The JSON shape of ``ktf lag --json``.
 
     ``total_lag`` (= ``runnable_lag``) counts task topics only; retry tiers are in
-    ``retry_backlog`` and ``retry_backlog_by_tier``.
+    ``retry_backlog`` and ``retry_backlog_by_tier``, delay tiers of delayed tasks in
+    ``delay_backlog`` and ``delay_backlog_by_tier``.
     """
     totals = lag_totals(report)
     partitions = []
@@ -145,6 +158,8 @@ def lag_to_dict(report: LagReport) -> dict[str, Any]:
         "runnable_lag": totals.runnable,
         "retry_backlog": totals.retry_backlog,
         "retry_backlog_by_tier": totals.by_tier,
+        "delay_backlog": totals.delay_backlog,
+        "delay_backlog_by_tier": totals.delay_by_tier or {},
     }
 
 
@@ -161,7 +176,7 @@ def run_lag(args: argparse.Namespace) -> int:
         if r.committed is None:
             note = f"no committed offset: lag = end - start ({r.end} - {r.start})"
         kind, tier = row_kind(r)
-        label = f"retry {tier}" if kind == "retry" else "task"
+        label = "task" if tier is None else f"{kind} {tier}"
         rows.append((r.topic, str(r.partition), label, committed, str(r.end), str(r.lag), note))
     _print_table(rows)
     totals = lag_totals(report)
@@ -171,6 +186,12 @@ def run_lag(args: argparse.Namespace) -> int:
         f"RETRY backlog of group {report.group!r}: {totals.retry_backlog}"
         + (f" ({tiers}; runs when due, not counted as lag)" if tiers else "")
     )
+    if totals.delay_backlog:
+        delays = ", ".join(f"{t}: {n}" for t, n in (totals.delay_by_tier or {}).items())
+        print(
+            f"DELAY backlog of group {report.group!r}: {totals.delay_backlog} "
+            f"({delays}; delayed tasks not yet due, not counted as lag)"
+        )
     return 0
 
 

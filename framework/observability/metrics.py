@@ -29,7 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from framework.routing.tiers import is_retry_tier
+from framework.routing.tiers import is_waiting_tier
 
 __all__ = ["DURATION_BUCKETS", "E2E_BUCKETS", "OUTCOMES", "QUEUE_BUCKETS", "WorkerMetrics"]
 
@@ -254,14 +254,15 @@ class WorkerMetrics:
         self.consumer_lag = Gauge(
             "ktf_consumer_lag",
             "Runnable lag by partition of the task topics, as librdkafka reports it "
-            "(high watermark - position); retry tiers are in ktf_retry_backlog.",
+            "(high watermark - position); retry and delay tiers are in ktf_retry_backlog.",
             ("topic", "partition"),
             registry=r,
         )
         self.retry_backlog = Gauge(
             "ktf_retry_backlog",
-            "Records waiting in retry-tier topics by partition (high watermark - position): "
-            "they run at their not-before time, so they are not lag more pods could absorb.",
+            "Records waiting in retry-tier and delay-tier topics by partition (high watermark - "
+            "position): they run at their not-before time, so they are not lag more pods could "
+            "absorb.",
             ("topic", "partition"),
             registry=r,
         )
@@ -411,7 +412,7 @@ class WorkerMetrics:
             lag_seen: dict[tuple[str, str], float] = {}
             backlog_seen: dict[tuple[str, str], float] = {}
             for topic, tstats in topics.items():
-                seen = backlog_seen if is_retry_tier(str(topic)) else lag_seen
+                seen = backlog_seen if is_waiting_tier(str(topic)) else lag_seen
                 for pid, pstats in (tstats.get("partitions") or {}).items():
                     if pid == "-1":
                         continue

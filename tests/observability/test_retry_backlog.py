@@ -8,8 +8,15 @@ from collections.abc import Callable
 import pytest
 
 from framework.cli import main
+from framework.commands.ops import lag_totals
+from framework.kafka.admin_ops import LagReport, LagRow
 from framework.observability.metrics import WorkerMetrics
-from framework.routing.tiers import is_retry_tier, split_retry_tier
+from framework.routing.tiers import (
+    is_retry_tier,
+    is_waiting_tier,
+    split_retry_tier,
+    split_waiting_tier,
+)
 from tests.observability.test_ops_commands import commit, create_topic, produce
 
 StatsJson = Callable[[dict[str, dict[int, int]]], str]
@@ -55,6 +62,46 @@ def test_stats_put_tier_partitions_in_retry_backlog_not_consumer_lag(
     m.update_from_stats(stats_json({"tasks.a": {0: 1}}))
     assert value("ktf_retry_backlog", "tasks.a.retry.5m", "0") is None
     assert value("ktf_consumer_lag", "tasks.a", "0") == 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        ("tasks.resize.delay.1d", ("tasks.resize", "delay", "1d")),
+        ("tasks.resize.delay.30s", ("tasks.resize", "delay", "30s")),
+        ("tasks.resize.retry.5m", ("tasks.resize", "retry", "5m")),
+        ("tasks.resize.delay", None),
+        ("tasks.resize.delay.1d.dlq", None),
+        ("tasks.resize", None),
+    ],
+)
+def test_delay_tiers_are_waiting_tiers_but_not_retry_tiers(
+    topic: str, expected: tuple[str, str, str] | None
+) -> None:
+    assert split_waiting_tier(topic) == expected
+    assert is_waiting_tier(topic) is (expected is not None)
+    assert is_retry_tier(topic) is (expected is not None and expected[1] == "retry")
+
+
+def test_delay_backlog_is_not_runnable_lag() -> None:
+    rows = [
+        LagRow("tasks.a", 0, 0, 0, 4, 4),
+        LagRow("tasks.a.retry.30s", 0, 0, 0, 5, 5),
+        LagRow("tasks.a.delay.1h", 0, 0, 0, 6, 6),
+        LagRow("tasks.a.delay.1s", 1, 0, 0, 1, 1),
+    ]
+    totals = lag_totals(LagReport("g", rows))
+    assert (totals.runnable, totals.retry_backlog, totals.delay_backlog) == (4, 5, 7)
+    assert totals.by_tier == {"30s": 5}
+    assert totals.delay_by_tier == {"1h": 6, "1s": 1}
+
+
+def test_stats_put_delay_tier_partitions_in_the_backlog(stats_json: StatsJson) -> None:
+    m = WorkerMetrics()
+    m.update_from_stats(stats_json({"tasks.a": {0: 2}, "tasks.a.delay.1h": {0: 9}}))
+    labels = {"topic": "tasks.a.delay.1h", "partition": "0"}
+    assert m.registry.get_sample_value("ktf_retry_backlog", labels) == 9
+    assert m.registry.get_sample_value("ktf_consumer_lag", labels) is None
 
 
 @pytest.mark.broker
